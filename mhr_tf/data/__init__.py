@@ -1,0 +1,1 @@
+"""Decoders (file -> numpy example), pipeline steps and the tf.data assembly. Imports nothing from model/."""

@@ -1,0 +1,1 @@
+"""Motion HMR: trunk, temporal model, regressor heads."""
