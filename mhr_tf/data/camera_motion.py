@@ -1,0 +1,158 @@
+"""Camera motion of a background video, and the person following it (paper §3.1 and App. A).
+
+Offline (`scripts/preprocess_backgrounds.py`): TV-L1 flow between consecutive frames, reduced to the per-frame median
+x/y flow. Online: the median flow of the sampled clip is integrated relative to the centre frame and the SURREAL
+person is translated by it, so the composited person moves with the camera as a filmed person would.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+# App. A: "we compute optical flow of the Kinetics data using TVL1 [...] computed offline".
+FLOW_METHODS = ("tvl1", "dis")
+
+
+def _flow_estimator(method: str):
+    import cv2  # OpenCV is only needed offline and by the flow backends.
+    if method == "tvl1":
+        return cv2.optflow.DualTVL1OpticalFlow_create()
+    if method == "dis":
+        return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    raise ValueError(f"unknown flow method {method!r}; expected one of {FLOW_METHODS}")
+
+
+def median_flow(frames: np.ndarray, method: str = "tvl1", scale: float = 1.0) -> np.ndarray:
+    """Per-frame median optical flow of a video.
+
+    frames: [N, H, W, 3] uint8 RGB.
+    Returns `median [N-1, 2]` float32, pixels of the input frames: the median (x, y) flow from frame i to i+1.
+    `scale` < 1 computes the flow on downscaled frames (faster) and rescales the result to input pixels.
+    """
+    import cv2
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 2:
+        raise ValueError(f"median_flow needs frames [N>=2, H, W, 3], got shape {frames.shape}")
+    estimator = _flow_estimator(method)
+    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    if scale != 1.0:
+        gray = [cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for g in gray]
+    out = np.empty((len(gray) - 1, 2), np.float32)
+    for i in range(len(gray) - 1):
+        flow = estimator.calc(gray[i], gray[i + 1], None)  # [h, w, 2] (x, y)
+        out[i] = np.median(flow.reshape(-1, 2), axis=0) / scale
+    return out
+
+
+def integrate_relative_to_centre(median: np.ndarray) -> np.ndarray:
+    """Camera shift of every frame of a clip relative to its centre frame.
+
+    median: [T-1, 2] per-step median flow (frame t -> t+1) of the clip, in clip pixels.
+    Returns `shift [T, 2]` float32: where a scene point at the centre frame's pixel p appears at frame t is p + shift[t]
+    (App. A: "translate the person according to the median flow at each frame, using the center frame as reference").
+    """
+    median = np.asarray(median, np.float32)
+    cumulative = np.concatenate([np.zeros((1, 2), np.float32), np.cumsum(median, axis=0)], axis=0)
+    return cumulative - cumulative[len(cumulative) // 2]
+
+
+def integrate_relative_to_centre_tf(median: tf.Tensor) -> tf.Tensor:
+    """TF twin of `integrate_relative_to_centre` for the online graph: [T-1, 2] -> [T, 2]."""
+    median = tf.convert_to_tensor(median, tf.float32)
+    cumulative = tf.concat([tf.zeros([1, 2]), tf.cumsum(median, axis=0)], axis=0)
+    return cumulative - cumulative[tf.shape(cumulative)[0] // 2]
+
+
+def translate_frames(images: tf.Tensor, shift: tf.Tensor, fill_value: float = 0.0) -> tf.Tensor:
+    """Translate each frame by a whole number of pixels (the shift rounded), filling uncovered pixels.
+
+    images: [T, H, W, C]; shift: [T, 2] (x, y) pixels. Nearest-pixel translation keeps segmentation ids and depth
+    exact (no blending of part labels or depth across the silhouette).
+    """
+    images = tf.convert_to_tensor(images)
+    shift = tf.cast(tf.round(shift), tf.float32)
+    # ImageProjectiveTransformV3 maps output (x, y) to input (a0 x + a1 y + a2, b0 x + b1 y + b2).
+    ones, zeros = tf.ones_like(shift[:, :1]), tf.zeros_like(shift[:, :1])
+    transforms = tf.concat([ones, zeros, -shift[:, :1], zeros, ones, -shift[:, 1:], zeros, zeros], axis=1)
+    dtype = images.dtype
+    work = tf.cast(images, tf.float32)
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=work, transforms=transforms, output_shape=tf.shape(images)[1:3],
+        fill_value=tf.constant(fill_value, tf.float32), interpolation="NEAREST", fill_mode="CONSTANT")
+    return tf.cast(out, dtype)
+
+
+def follow_camera(example: dict, seed: tf.Tensor, *, track: bool = True) -> dict:
+    """Pipeline step: translate the person (pixels, segmentation, depth, 2D joints) by the camera shift.
+
+    Reads `camera_shift [T, 2]`; with `track=False` (Table 2, "no background tracking") the person is not moved.
+    """
+    del seed  # deterministic step
+    if not track:
+        return dict(example)
+    shift = tf.round(tf.convert_to_tensor(example["camera_shift"], tf.float32))
+    out = dict(example)
+    out["person_rgb"] = translate_frames(example["person_rgb"], shift)
+    out["segm"] = translate_frames(example["segm"][..., None], shift)[..., 0]
+    # Depth outside the rendered person is SURREAL's background value, so uncovered pixels get it too.
+    out["depth"] = translate_frames(example["depth"][..., None], shift, fill_value=BACKGROUND_DEPTH)[..., 0]
+    for key in ("joints2d", "joints14_2d"):
+        out[key] = example[key] + shift[:, None, :]
+    return out
+
+
+# SURREAL's `_depth.mat` stores 1e10 wherever no body was rendered.
+BACKGROUND_DEPTH = 1e10
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The offline cache beside each background video: `<video>.motion.npz`.
+
+CACHE_SUFFIX = ".motion.npz"
+CACHE_VERSION = 1
+
+
+def cache_path(video_path) -> "Path":
+    from pathlib import Path
+    video_path = Path(video_path)
+    return video_path.with_name(video_path.name + CACHE_SUFFIX)
+
+
+def preprocess_video(video_path, method: str = "tvl1", scale: float = 0.5, overwrite: bool = False) -> "Path":
+    """Computes the per-frame median flow of a background video and caches it beside the video.
+
+    Resumable: an existing valid cache is kept unless `overwrite`. Written atomically (temp file, then rename).
+    Returns the cache path.
+    """
+    import os
+    from mhr_tf.data import videos
+    target = cache_path(video_path)
+    if target.exists() and not overwrite:
+        try:
+            with np.load(target) as cached:
+                if int(cached["version"]) == CACHE_VERSION:
+                    return target
+        except Exception:  # a broken cache from an interrupted run is recomputed
+            pass
+    frames = videos.read_video(video_path)
+    median = median_flow(frames, method=method, scale=scale)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, version=np.int64(CACHE_VERSION), median_flow=median, method=np.str_(method),
+             scale=np.float64(scale), num_frames=np.int64(len(frames)), video_hw=np.array(frames.shape[1:3]))
+    os.replace(tmp, target)
+    return target
+
+
+def load_median_flow(video_path) -> np.ndarray:
+    """The cached `median_flow [N-1, 2]` of a video, in the video's own pixels. Names the script to run if absent."""
+    target = cache_path(video_path)
+    try:
+        with np.load(target) as cached:
+            return np.asarray(cached["median_flow"], np.float32)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{target}: no camera-motion cache for background video {video_path}; run "
+            f"`python scripts/preprocess_backgrounds.py --root <background root>` first") from None
+    except (KeyError, ValueError, OSError) as error:
+        raise ValueError(f"{target}: unreadable camera-motion cache ({error}); rerun "
+                         f"scripts/preprocess_backgrounds.py with --overwrite") from None

@@ -1,0 +1,77 @@
+"""Person crops (paper App. A and B): HMR-style boxes from keypoints, and 'paired boxes' for flow.
+
+App. A: "Bounding boxes are cropped at a 224x224 resolution, following the procedure from HMR which uses the
+keypoints to ensure that the person is centered and roughly 150 pixels tall." HMR's OpenPose path takes the centre
+of the keypoints' bounding box and scales the box's diagonal to 150 px. App. B: box t is applied to frames t and t+1
+("paired boxes"), so a clip of T frames gives T-1 pairs.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from mhr_tf import geometry
+
+CROP_SIZE = 224          # App. A
+PERSON_HEIGHT_PX = 150.0  # App. A, at CROP_SIZE
+
+
+def hmr_boxes(keypoints: tf.Tensor, valid: tf.Tensor,
+              person_px: float = PERSON_HEIGHT_PX) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """One square box per frame around the valid keypoints.
+
+    keypoints: [T, K, 2] (x, y) image pixels; valid: [T, K] bool.
+    Returns `centre [T, 2]`, `size [T]` (box side in image pixels, chosen so that the keypoints' bounding-box
+    diagonal spans `person_px` of a 224-pixel crop, whatever the crop size) and `ok [T]` bool (at least two valid
+    keypoints).
+    """
+    valid = tf.convert_to_tensor(valid, tf.bool)
+    big = tf.constant(1e9, tf.float32)
+    lo = tf.reduce_min(tf.where(valid[..., None], keypoints, big), axis=1)
+    hi = tf.reduce_max(tf.where(valid[..., None], keypoints, -big), axis=1)
+    ok = tf.reduce_sum(tf.cast(valid, tf.int32), axis=1) >= 2
+    diagonal = tf.norm(hi - lo, axis=-1)
+    ok &= diagonal > 1.0
+    centre = tf.where(ok[:, None], (lo + hi) / 2.0, tf.zeros_like(lo))
+    size = tf.where(ok, diagonal * (CROP_SIZE / person_px), tf.ones_like(diagonal))
+    return centre, size, ok
+
+
+def fill_missing_boxes(centre: tf.Tensor, size: tf.Tensor, ok: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Frames without a box take the nearest earlier box (or the first later one), as a tracker holding its last
+    detection would. Requires at least one `ok` frame."""
+    t = tf.shape(ok)[0]
+    index = tf.range(t)
+    earlier = tf.maximum(tf.scan(lambda last, i: tf.where(ok[i], i, last), index, initializer=tf.constant(-1)), -1)
+    later = tf.reverse(tf.scan(lambda nxt, i: tf.where(ok[i], i, nxt), tf.reverse(index, [0]),
+                               initializer=t), [0])
+    source = tf.where(earlier >= 0, earlier, later)
+    source = tf.clip_by_value(source, 0, t - 1)
+    return tf.gather(centre, source), tf.gather(size, source)
+
+
+def paired_crops(images: tf.Tensor, centre: tf.Tensor, size: tf.Tensor, crop_size: int,
+                 method: str = "bilinear") -> tf.Tensor:
+    """Crops `[T-1, 2, S, S, C]` float32: box t applied to frames t and t+1 (App. B's paired boxes).
+
+    images: [T, H, W, C]; centre [T, 2]; size [T] (only the first T-1 boxes are used). Outside the image is 0.
+    """
+    images = tf.convert_to_tensor(images)
+    shape = tf.shape(images)
+    t = shape[0]
+    boxes = geometry.crop_and_resize_boxes(centre[:-1], size[:-1], (images.shape[1], images.shape[2]), crop_size)
+    boxes = tf.repeat(tf.cast(boxes, tf.float32), 2, axis=0)  # [2(T-1), 4]: box t, box t, box t+1, box t+1, ...
+    frame_index = tf.reshape(tf.stack([tf.range(t - 1), tf.range(1, t)], axis=1), [-1])
+    crops = tf.image.crop_and_resize(tf.cast(images, tf.float32), boxes, frame_index, [crop_size, crop_size],
+                                     method=method)
+    return tf.reshape(crops, [t - 1, 2, crop_size, crop_size, images.shape[-1]])
+
+
+def keypoints_in_pair_boxes(points: tf.Tensor, centre: tf.Tensor, size: tf.Tensor,
+                            crop_size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Keypoints `[T, K, 2]` (image pixels) in the crop pixels of the paired boxes.
+
+    Returns `(current, future)`, each `[T-1, K, 2]`: frame t and frame t+1, both in box t.
+    """
+    current = geometry.image_to_crop(points[:-1], centre[:-1], size[:-1], crop_size)
+    future = geometry.image_to_crop(points[1:], centre[:-1], size[:-1], crop_size)
+    return current, future

@@ -1,0 +1,88 @@
+"""2D keypoint inputs (paper §3.2, App. B): which keypoints are visible, and their Gaussian heatmaps.
+
+At training time keypoints come from the simulator; App. B's domain randomization hides and unhides them so that
+they look like a detector's output on real video.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from mhr_tf.body import joints as joint_sets
+
+# §3.2: "1 at the keypoint location and fall off with a Gaussian distribution with a standard deviation of 10 pixels"
+# in the 224-pixel crops of App. A.
+HEATMAP_SIGMA_PX = 10.0
+HEATMAP_REFERENCE_CROP = 224
+# App. B: "at least 20cm behind the depth map of the mesh in 3D are considered hidden".
+DEPTH_HIDE_MARGIN_M = 0.20
+# App. B: "We then unhide all leg keypoints with a 50% probability".
+LEG_UNHIDE_PROBABILITY = 0.5
+# App. B: "randomly unhide hidden keypoints and hide un-hidden keypoints with a 5% probability".
+FLIP_PROBABILITY = 0.05
+
+# The heatmap joints are the first 12 of LSP-14, so heatmap joint k is `joints14[..., k, :]`.
+assert joint_sets.HEATMAP_12 == joint_sets.LSP_14[:12]
+NUM_HEATMAPS = len(joint_sets.HEATMAP_12)
+IS_LEG = tf.constant([name in joint_sets.LEG_JOINTS for name in joint_sets.HEATMAP_12])
+
+
+def _pixel_lookup(image: tf.Tensor, points: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Value of `image [T, H, W]` at the nearest pixel of each of `points [T, K, 2]` (x, y), and whether it is inside."""
+    shape = tf.shape(image)
+    height, width = shape[1], shape[2]
+    pixel = tf.cast(tf.round(points), tf.int32)
+    inside = (pixel[..., 0] >= 0) & (pixel[..., 0] < width) & (pixel[..., 1] >= 0) & (pixel[..., 1] < height)
+    index = tf.stack([tf.clip_by_value(pixel[..., 1], 0, height - 1),
+                      tf.clip_by_value(pixel[..., 0], 0, width - 1)], axis=-1)
+    return tf.gather_nd(image, index, batch_dims=1), inside
+
+
+def keypoint_visibility(example: dict, seed: tf.Tensor, *, leg_unhide_probability: float = LEG_UNHIDE_PROBABILITY,
+                        flip_probability: float = FLIP_PROBABILITY,
+                        depth_margin_m: float = DEPTH_HIDE_MARGIN_M) -> dict:
+    """Pipeline step: App. B's visibility rules, in the paper's order, for the 12 heatmap joints of every frame.
+
+    1. outside the background frame -> hidden; 2. covered by the SLIC occluder -> hidden; 3. on a totally occluded
+    frame -> hidden; 4. at least 20 cm behind the rendered depth -> hidden (a limb behind the body); then 5. with
+    probability 0.5 all leg keypoints of the clip are unhidden; 6. each keypoint flips (hidden <-> visible) with
+    probability 0.05.
+    Reads `joints14_2d [T,14,2]` (frame pixels), `joints14_cam [T,14,3]`, `depth [T,H,W]`, optional `occluder`,
+    `occluded [T]`. Writes `keypoints_visible [T, 12]` bool.
+    """
+    points = example["joints14_2d"][:, :NUM_HEATMAPS]
+    depth_at, inside = _pixel_lookup(example["depth"], points)
+    visible = inside
+    if "occluder" in example:
+        covered, _ = _pixel_lookup(example["occluder"], points)
+        visible &= ~covered
+    if "occluded" in example:
+        visible &= ~tf.cast(example["occluded"], tf.bool)[:, None]
+    z = example["joints14_cam"][:, :NUM_HEATMAPS, 2]
+    visible &= ~(z >= depth_at + depth_margin_m)
+
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    unhide_legs = tf.random.stateless_uniform([], seeds[0]) < leg_unhide_probability
+    visible |= unhide_legs & IS_LEG[None, :]
+    flip = tf.random.stateless_uniform(tf.shape(visible), seeds[1]) < flip_probability
+    out = dict(example)
+    out["keypoints_visible"] = tf.math.logical_xor(visible, flip)
+    return out
+
+
+def gaussian_heatmaps(points: tf.Tensor, visible: tf.Tensor, size: int, sigma: float) -> tf.Tensor:
+    """Heatmaps `[N, size, size, K]` float32 with a Gaussian of std `sigma` px and peak 1 at each visible point.
+
+    points: [N, K, 2] (x, y) in crop pixels (pixel centres at integers); visible: [N, K] bool (hidden -> all zero).
+    """
+    coords = tf.range(size, dtype=tf.float32)
+    dx = coords[None, :, None] - points[:, None, :, 0]  # [N, W, K]
+    dy = coords[None, :, None] - points[:, None, :, 1]  # [N, H, K]
+    gx = tf.exp(-0.5 * tf.square(dx / sigma))
+    gy = tf.exp(-0.5 * tf.square(dy / sigma))
+    maps = gy[:, :, None, :] * gx[:, None, :, :]  # separable: [N, H, W, K]
+    return maps * tf.cast(visible, tf.float32)[:, None, None, :]
+
+
+def heatmap_sigma(crop_size: int) -> float:
+    """σ in pixels of a `crop_size` crop: the paper's 10 px at 224, scaled with the crop."""
+    return HEATMAP_SIGMA_PX * crop_size / HEATMAP_REFERENCE_CROP

@@ -1,0 +1,255 @@
+"""Training Motion HMR (paper §3.2, App. B): a plain custom loop under a tf.distribute strategy.
+
+`train()` builds the datasets and the model, restores the last checkpoint of `model_dir` if there is one (step,
+weights, optimizer state and the data position), and trains with `GradientTape` inside `strategy.run`, each replica's
+loss scaled to the global batch. It writes TensorBoard summaries (losses, learning rate, steps/s, validation PA-MPJPE,
+example inputs with the predicted skeleton), checkpoints, and `operative_config.gin`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import gin
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mhr_tf import losses, metrics, paths
+from mhr_tf.data import pipeline
+from mhr_tf.model import motion_hmr
+
+log = logging.getLogger(__name__)
+
+
+# The model module stays free of gin (its layers take plain arguments); its builder is configured here, at the edge.
+build_model = gin.external_configurable(motion_hmr.build_model, "build_model")
+GIN_DIR = Path(__file__).resolve().parent.parent / "gin"
+
+
+def parse_gin(files, bindings=()) -> None:
+    """Loads gin files (paths, or names inside the repository's gin/ folder) and bindings; `include 'gin/x.gin'`
+    lines resolve against the repository root whatever the working directory."""
+    gin.add_config_file_search_path(str(GIN_DIR.parent))
+    resolved = [f if Path(f).exists() or Path(f).is_absolute() else str(GIN_DIR.parent / f) for f in files]
+    gin.parse_config_files_and_bindings(resolved, list(bindings))
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training stopped because the loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def simulator_root(kind: str) -> Path:
+    """Where `scripts/make_synthetic.py` puts the simulator's data by default (`$MHR_TF_HOME/sim/<kind>`)."""
+    return paths.home() / "sim" / kind
+
+
+@gin.configurable
+def make_strategy(kind: str = "mirrored") -> tf.distribute.Strategy:
+    """"mirrored" (all local devices; one replica on a CPU-only machine), "multi_worker" (from TF_CONFIG) or
+    "default" (no distribution)."""
+    if kind == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if kind == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if kind == "default":
+        return tf.distribute.get_strategy()
+    raise ValueError(f"make_strategy: kind {kind!r}, expected 'mirrored', 'multi_worker' or 'default'")
+
+
+@gin.configurable
+def learning_rate_schedule(base: float = 1e-4, decay_steps: int | None = None,
+                           final_fraction: float = 0.1) -> keras.optimizers.schedules.LearningRateSchedule | float:
+    """Adam's learning rate: constant, or cosine-decayed over `decay_steps` to `final_fraction` of `base`."""
+    if not decay_steps:
+        return base
+    return keras.optimizers.schedules.CosineDecay(base, decay_steps, alpha=final_fraction)
+
+
+def _target_labels_like(labels: dict, batch: int) -> dict:
+    """Zero labels for target-domain rows (they carry no supervision; `losses` masks them by `domain`)."""
+    out = {k: tf.zeros(tf.concat([[batch], tf.shape(v)[1:]], 0), v.dtype) for k, v in labels.items()}
+    out["domain"] = tf.ones([batch], tf.int32)
+    return out
+
+
+def _join_domains(source, target):
+    """Source batch + target batch -> one batch, target rows last (DANN, App. B)."""
+    (features, labels), target_features = source, target
+    batch = tf.shape(target_features["inputs"])[0]
+    joined_labels = {k: tf.concat([v, _target_labels_like(labels, batch)[k]], 0) for k, v in labels.items()}
+    return {"inputs": tf.concat([features["inputs"], target_features["inputs"]], 0)}, joined_labels
+
+
+def _skeleton_image(inputs: tf.Tensor, keypoints2d: tf.Tensor, crop_size: int) -> np.ndarray:
+    """A picture per example [N, S, S, 3] uint8: the input channels made visible, the predicted joints on top."""
+    x = np.asarray(inputs, np.float32)
+    base = np.clip(np.abs(x[..., :3]), 0, 1) if x.shape[-1] >= 3 else np.repeat(x[..., :1], 3, -1)
+    if x.shape[-1] > 4:  # heatmaps: their sum, in red, over the first channels
+        base[..., 0] = np.clip(base[..., 0] + x[..., -13:-1].sum(-1), 0, 1)
+    images = (base * 255).astype(np.uint8)
+    points = np.clip((np.asarray(keypoints2d) + 1.0) * crop_size / 2.0, 0, crop_size - 1).astype(int)
+    for image, joints in zip(images, points):
+        for u, v in joints:
+            image[max(v - 1, 0):v + 2, max(u - 1, 0):u + 2] = (0, 255, 0)
+    return images
+
+
+@gin.configurable
+def train(model_dir, surreal_root=None, background_root=None, threedpw_root=None, num_steps: int = 100_000,
+          batch_size: int = pipeline.BATCH_SIZE, num_frames: int = pipeline.NUM_FRAMES, crop_size: int = 224,
+          seed: int = 0, dann: bool = False, checkpoint_every: int = 500, summary_every: int = 20,
+          image_summary_every: int = 200, validate_every: int = 1000, validation_examples: int = 24,
+          mixed_precision: bool = False, data_service: str | None = None, progress: bool = True,
+          keep_checkpoints: int = 5) -> dict:
+    """Trains Motion HMR into `model_dir`; returns the last logged values (a dict of floats).
+
+    Data roots default to the simulator's (`simulator_root`). A run that is stopped and started again continues
+    from its last checkpoint: step, weights, optimizer state and the data position.
+    """
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    surreal_root = Path(surreal_root or simulator_root("surreal"))
+    background_root = Path(background_root or simulator_root("backgrounds"))
+    if mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    channels = pipeline.Channels()
+    strategy = make_strategy()
+    global_batch = batch_size  # clips per step over all replicas
+
+    with strategy.scope():
+        model = build_model(crop_size=crop_size, channels=channels.names,
+                                       num_pairs=num_frames - 1)
+        optimizer = keras.optimizers.Adam(learning_rate_schedule())
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        next_example = tf.Variable(0, dtype=tf.int64, trainable=False, name="next_example")
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, next_example=next_example)
+    manager = tf.train.CheckpointManager(checkpoint, model_dir / "checkpoints", max_to_keep=keep_checkpoints)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        log.info("resumed from %s at step %d", manager.latest_checkpoint, int(step))
+        print(f"resuming from {manager.latest_checkpoint} (step {int(step)})")
+
+    bad_samples = pipeline.BadSamples()
+    dataset = pipeline.make_dataset(surreal_root, background_root, "train", num_frames=num_frames,
+                                    batch_size=global_batch, crop_size=crop_size, seed=seed, channels=channels,
+                                    start_index=int(next_example), bad_samples=bad_samples)
+    if dann:
+        target = pipeline.make_target_dataset(threedpw_root or simulator_root("threedpw"), "train",
+                                              num_frames=num_frames, batch_size=global_batch, crop_size=crop_size,
+                                              channels=channels, windows="random", seed=seed, repeat=True)
+        dataset = tf.data.Dataset.zip(dataset, target.map(lambda f: {"inputs": f["inputs"]})).map(_join_domains)
+    if data_service:
+        dataset = dataset.apply(tf.data.experimental.service.distribute(
+            processing_mode="parallel_epochs", service=data_service, job_name="mhr_tf_train"))
+    distributed = iter(strategy.experimental_distribute_dataset(dataset))
+
+    @tf.function
+    def train_step(features, labels):
+        def replica_step(features, labels):
+            with tf.GradientTape() as tape:
+                outputs = model(features, training=True)
+                terms = losses.motion_hmr_losses(labels, outputs)
+                loss = tf.nn.compute_average_loss(terms["total"], global_batch_size=global_batch)
+            gradients = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+            logged = {k: tf.nn.compute_average_loss(v, global_batch_size=global_batch) for k, v in terms.items()}
+            logged["pa_mpjpe_mm"] = metrics.pa_mpjpe_tf(outputs["current/joints3d"], labels["joints3d_current"]) / \
+                strategy.num_replicas_in_sync
+            logged["last_example"] = tf.reduce_max(labels["index"])
+            return logged
+        per_replica = strategy.run(replica_step, args=(features, labels))
+        reduced = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                   for k, v in per_replica.items() if k != "last_example"}
+        reduced["last_example"] = strategy.reduce(tf.distribute.ReduceOp.MAX, per_replica["last_example"], axis=None)
+        return reduced
+
+    validation = _validation_fn(model, surreal_root, background_root, num_frames, crop_size, channels,
+                                validation_examples, seed)
+    writer = tf.summary.create_file_writer(str(model_dir / "train"))
+    _write_operative_config(model_dir)
+
+    from tqdm import tqdm
+    last = {}
+    began, began_step = time.time(), int(step)
+    bar = tqdm(total=num_steps, initial=int(step), desc="training", unit="step", disable=not progress,
+               dynamic_ncols=True)
+    last_good = manager.latest_checkpoint
+    with writer.as_default():
+        while int(step) < num_steps:
+            features, labels = next(distributed)
+            values = train_step(features, labels)
+            loss = float(values["total"])
+            if not math.isfinite(loss):
+                bar.close()
+                raise NonFiniteLossError(
+                    f"loss became {loss} at step {int(step) + 1}; stopped without saving. The last good checkpoint "
+                    f"is {last_good or '(none yet)'}; lower the learning rate or check the data, then rerun to "
+                    f"resume from it.")
+            step.assign_add(1)
+            next_example.assign(int(values.pop("last_example")) + 1)
+            current = int(step)
+            last = {k: float(v) for k, v in values.items()}
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", pa_mpjpe=f"{last['pa_mpjpe_mm']:.0f}mm")
+            if current % summary_every == 0 or current == num_steps:
+                rate = (current - began_step) / max(time.time() - began, 1e-9)
+                for k, v in last.items():
+                    tf.summary.scalar(f"loss/{k}" if k != "pa_mpjpe_mm" else "train/pa_mpjpe_mm", v, step=current)
+                tf.summary.scalar("train/learning_rate", _current_lr(optimizer), step=current)
+                tf.summary.scalar("train/steps_per_second", rate, step=current)
+                tf.summary.scalar("data/bad_samples", bad_samples.count, step=current)
+            if image_summary_every and current % image_summary_every == 0:
+                _image_summary(model, features, strategy, crop_size, current)
+            if validate_every and (current % validate_every == 0 or current == num_steps):
+                last["val_pa_mpjpe_mm"] = validation()
+                tf.summary.scalar("validation/pa_mpjpe_mm", last["val_pa_mpjpe_mm"], step=current)
+            if current % checkpoint_every == 0 or current == num_steps:
+                last_good = manager.save(checkpoint_number=current)
+    bar.close()
+    writer.flush()
+    if bad_samples.count:
+        print(bad_samples.report())
+    last["bad_samples"] = bad_samples.count
+    return last
+
+
+def _current_lr(optimizer) -> float:
+    lr = optimizer.learning_rate
+    return float(lr(optimizer.iterations) if callable(lr) else lr)
+
+
+def _image_summary(model, features, strategy, crop_size: int, step: int) -> None:
+    local = strategy.experimental_local_results(features)[0]
+    outputs = model(local, training=False)
+    inputs = local["inputs"][0]  # [P, S, S, C]: the first clip's pairs
+    frames = list(range(0, inputs.shape[0], max(1, inputs.shape[0] // 4)))[:4]
+    pictures = _skeleton_image(tf.gather(inputs, frames), tf.gather(outputs["current/keypoints2d"][0], frames),
+                               crop_size)
+    tf.summary.image("examples/inputs_and_prediction", pictures, step=step, max_outputs=4)
+
+
+def _validation_fn(model, surreal_root, background_root, num_frames, crop_size, channels, examples, seed):
+    """PA-MPJPE (mm, current head) on a fixed held-out set: SURREAL's 'val' split when present, else a fixed slice
+    of training-style examples with another seed."""
+    split = "val" if (Path(surreal_root) / "val").is_dir() else "train"
+    cache = {}
+
+    def run() -> float:
+        if "ds" not in cache:
+            cache["ds"] = pipeline.make_dataset(surreal_root, background_root, split, num_frames=num_frames,
+                                                batch_size=1, crop_size=crop_size, seed=seed + 10_007,
+                                                channels=channels, num_examples=examples,
+                                                drop_remainder=False).cache()
+        errors = []
+        for features, labels in cache["ds"]:
+            outputs = model(features, training=False)
+            errors.append(float(metrics.pa_mpjpe_tf(outputs["current/joints3d"], labels["joints3d_current"])))
+        return float(np.mean(errors)) if errors else float("nan")
+    return run
+
+
+def _write_operative_config(model_dir: Path) -> None:
+    (model_dir / "operative_config.gin").write_text(gin.operative_config_str())

@@ -1,0 +1,380 @@
+"""SURREAL decoder and writer, checked against clips built by hand in SURREAL's real layout and against the numbers
+SURREAL's authors published (gulvarol/surreal datageneration/misc/3Dto2D/main.m and the sample 01_01_c0001_info.mat).
+
+SURREAL's published camera is a mirror (det -1): the stored images and joints2D are mirror images of the SMPL bodies.
+The decoder returns the unmirrored view, in the proper camera R_CAM = diag(-1, 1, 1) @ published (DecoMR's `RBody`).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import scipy.io
+from scipy.spatial.transform import Rotation
+
+from mhr_tf.data import surreal
+
+T = 3
+H, W = 240, 320
+K = np.array([[600.0, 0.0, 160.0], [0.0, 600.0, 120.0], [0.0, 0.0, 1.0]])  # getIntrinsicBlender.m
+# main.m prints this extrinsic for camLoc = [6.7456; -0.9839; -1.9293]:
+PUBLISHED_CAM_LOC = np.array([6.7456, -0.9839, -1.9293])
+PUBLISHED_EXTRINSIC = np.array([[0.0, 0.0, -1.0, -1.9293], [0.0, 1.0, 0.0, 0.9839], [-1.0, 0.0, 0.0, 6.7456]])
+R_PUBLISHED = PUBLISHED_EXTRINSIC[:, :3]
+R_CAM = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])  # DecoMR datasets/preprocess/surreal.py RBody
+# Shapes and dtypes of the fields of SURREAL's sample 01_01_c0001_info.mat (T = 100 there), as scipy.io.loadmat
+# returns them; "T" stands for the frame count. Strings come back as (1,) unicode arrays, cells as (1, T) objects.
+REAL_INFO_LAYOUT = {
+    "bg": ((1, "T"), "O"), "camDist": ((1, 1), "float32"), "camLoc": ((3, 1), "float32"),
+    "clipNo": ((1, 1), "uint8"), "cloth": ((1, "T"), "O"), "gender": (("T", 1), "uint8"),
+    "joints2D": ((2, 24, "T"), "float32"), "joints3D": ((3, 24, "T"), "float32"), "light": ((9, "T"), "float32"),
+    "pose": ((72, "T"), "float32"), "sequence": ((1,), "U"), "shape": ((10, "T"), "float32"),
+    "source": ((1,), "U"), "stride": ((1, 1), "uint8"), "zrot": (("T", 1), "float32"),
+}
+GREYS = (40, 120, 200)  # flat greys survive lossy mp4 coding to within a few levels
+
+
+def _cam_to_world(points_cam, cam_loc):
+    """x_world = R^T (x_cam - t) with t = -R camLoc, in the unmirrored camera."""
+    return (points_cam + R_CAM @ cam_loc) @ R_CAM
+
+
+def _stored_joints2d(points_world, cam_loc):
+    """joints2D as SURREAL computes them: the published extrinsic, K, rounding (main.m)."""
+    return np.round(_project(points_world @ R_PUBLISHED.T - R_PUBLISHED @ cam_loc))
+
+
+def _project(points_cam):
+    p = points_cam @ K.T
+    return p[..., :2] / p[..., 2:]
+
+
+def _two_tone(num_frames):
+    """Frame t: the left half GREYS[t], the right half 255 - GREYS[t], so a left-right flip is visible."""
+    frames = np.empty((num_frames, H, W, 3), np.uint8)
+    for t in range(num_frames):
+        frames[t, :, :W // 2], frames[t, :, W // 2:] = GREYS[t % 3], 255 - GREYS[t % 3]
+    return frames
+
+
+def _halves(frames):
+    """Mean of the left and right halves of each frame (away from the edge, which coding blurs): [T, 2]."""
+    return np.stack([frames[:, :, 20:W // 2 - 20].mean((1, 2, 3)), frames[:, :, W // 2 + 20:-20].mean((1, 2, 3))], 1)
+
+
+def _write_mp4(path, num_frames):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (W, H))
+    for frame in _two_tone(num_frames):
+        writer.write(frame)
+    writer.release()
+
+
+def _random_truth(rng, num_frames=T):
+    cam_loc = np.array([7.0, -1.0, -2.0]) + rng.normal(0, 0.3, 3)
+    joints_cam = np.array([0.0, 0.0, 6.0]) + rng.uniform(-0.6, 0.6, (num_frames, 24, 3))
+    segm = rng.integers(0, 25, (num_frames, H, W)).astype(np.uint8)
+    depth = np.where(segm > 0, rng.uniform(5, 7, (num_frames, H, W)), 1e10).astype(np.float32)
+    return dict(cam_loc=cam_loc, joints_cam=joints_cam, pose=rng.normal(0, 0.5, (num_frames, 72)),
+                betas=rng.normal(0, 1, 10), zrot=rng.uniform(0, 2 * np.pi), gender_code=1, segm=segm, depth=depth)
+
+
+def _info_dict(truth, num_frames=T):
+    """`_info.mat` fields in the layout of SURREAL's released files (REAL_INFO_LAYOUT)."""
+    world = _cam_to_world(truth["joints_cam"], truth["cam_loc"])
+    cell = np.empty((1, num_frames), dtype=object)
+    cell[0, :] = ["LSUN/img/kitchen_tr_img/x.jpg"] * num_frames
+    return {
+        "bg": cell, "camDist": np.array([[7.7]], np.float32),
+        "camLoc": truth["cam_loc"].reshape(3, 1).astype(np.float32), "clipNo": np.array([[1]], np.uint8),
+        "cloth": cell, "gender": np.full((num_frames, 1), truth["gender_code"], np.uint8),
+        "joints2D": _stored_joints2d(world, truth["cam_loc"]).transpose(2, 1, 0).astype(np.float32),
+        "joints3D": world.transpose(2, 1, 0).astype(np.float32), "light": np.ones((9, num_frames), np.float32),
+        "pose": truth["pose"].T.astype(np.float32), "sequence": "01_01_c0001",
+        "shape": np.repeat(truth["betas"][:, None], num_frames, 1).astype(np.float32), "source": "cmu",
+        "stride": np.array([[50]], np.uint8), "zrot": np.full((num_frames, 1), truth["zrot"], np.float32),
+    }
+
+
+def _write_hand_built_clip(root, truth, num_frames=T, info=None, segm=None, depth=None, video_frames=None):
+    """One clip in the real layout, written with scipy.io.savemat and OpenCV only."""
+    folder = root / "train" / "run0" / "01_01"
+    folder.mkdir(parents=True, exist_ok=True)
+    scipy.io.savemat(folder / "01_01_c0001_info.mat", _info_dict(truth, num_frames) if info is None else info,
+                     do_compression=True)
+    scipy.io.savemat(folder / "01_01_c0001_segm.mat", segm if segm is not None else
+                     {f"segm_{t + 1}": truth["segm"][t] for t in range(num_frames)}, do_compression=True)
+    scipy.io.savemat(folder / "01_01_c0001_depth.mat", depth if depth is not None else
+                     {f"depth_{t + 1}": truth["depth"][t] for t in range(num_frames)}, do_compression=True)
+    _write_mp4(folder / "01_01_c0001.mp4", num_frames if video_frames is None else video_frames)
+    return folder / "01_01_c0001.mp4"
+
+
+@pytest.fixture
+def hand_built(tmp_path):
+    truth = _random_truth(np.random.default_rng(0))
+    return _write_hand_built_clip(tmp_path, truth), truth
+
+
+def _expected_root_cam(root_rotvec, zrot):
+    """The published composition, in float64 with scipy: extrinsic · R90 (euler2mat(pi/2,0,0)) · Rz(zrot) · R(pose)."""
+    return (Rotation.from_matrix(R_CAM) * Rotation.from_euler("x", np.pi / 2) * Rotation.from_euler("z", zrot)
+            * Rotation.from_rotvec(root_rotvec)).as_matrix()
+
+
+def test_extrinsics_reproduce_the_published_example():
+    R, t = surreal.surreal_extrinsics(PUBLISHED_CAM_LOC)
+    np.testing.assert_allclose(np.c_[R, t], PUBLISHED_EXTRINSIC, atol=1e-12)
+    # main.m: J3D = [-0.8645; -1.0915; -1.0260] projects to J2D = [89; 112].
+    np.testing.assert_array_equal(surreal.project_joints(np.array([[-0.8645, -1.0915, -1.0260]]), PUBLISHED_CAM_LOC),
+                                  [[89, 112]])
+
+
+def test_published_camera_is_a_mirror_and_the_decoder_camera_is_proper():
+    assert np.linalg.det(R_PUBLISHED) == pytest.approx(-1.0)
+    R, t = surreal.camera_extrinsics(PUBLISHED_CAM_LOC)
+    np.testing.assert_allclose(R, R_CAM, atol=1e-12)
+    np.testing.assert_allclose(t, -R_CAM @ PUBLISHED_CAM_LOC, atol=1e-12)
+
+
+def test_hand_built_clip_reads_as_written(hand_built):
+    mp4, truth = hand_built
+    clip = surreal.load_clip(mp4)
+    np.testing.assert_allclose(clip.joints3d_cam, truth["joints_cam"], atol=1e-5)
+    stored = _stored_joints2d(_cam_to_world(truth["joints_cam"], truth["cam_loc"]), truth["cam_loc"])
+    np.testing.assert_array_equal(clip.joints2d[..., 0], 2 * 160.0 - stored[..., 0])  # mirrored about cx
+    np.testing.assert_array_equal(clip.joints2d[..., 1], stored[..., 1])
+    np.testing.assert_allclose(clip.pose, truth["pose"], atol=1e-6)
+    np.testing.assert_allclose(clip.betas, truth["betas"], atol=1e-6)
+    np.testing.assert_allclose(clip.zrot, truth["zrot"], atol=1e-6)
+    np.testing.assert_array_equal(clip.segm, truth["segm"][:, :, ::-1])
+    np.testing.assert_array_equal(clip.depth, truth["depth"][:, :, ::-1])
+    assert clip.gender == "male"
+    assert clip.frames.shape == (T, H, W, 3) and clip.frames.dtype == np.uint8
+    np.testing.assert_allclose(_halves(clip.frames), _halves(_two_tone(T))[:, ::-1], atol=6)
+    np.testing.assert_array_equal(clip.frame_indices, np.arange(T))
+    np.testing.assert_allclose(clip.cam_loc, truth["cam_loc"], atol=1e-6)
+
+
+def test_pose_cam_root_is_extrinsic_r90_zrot_pose_composition(hand_built):
+    mp4, truth = hand_built
+    clip = surreal.load_clip(mp4, load_segm=False, load_depth=False)
+    for t in range(T):
+        expected = _expected_root_cam(clip.pose[t, :3].astype(np.float64), float(clip.zrot[t]))
+        np.testing.assert_allclose(Rotation.from_rotvec(clip.pose_cam[t, :3]).as_matrix(), expected, atol=1e-5)
+    np.testing.assert_array_equal(clip.pose_cam[:, 3:], clip.pose[:, 3:])
+
+
+def test_projected_joints3d_cam_within_half_pixel_of_joints2d(hand_built):
+    clip = surreal.load_clip(hand_built[0], load_segm=False, load_depth=False)
+    uv = _project(clip.joints3d_cam.astype(np.float64))
+    assert np.abs(uv - clip.joints2d).max() <= 0.5 + 1e-4
+
+
+def test_frame_slice_reads_only_those_frames(hand_built):
+    mp4, truth = hand_built
+    clip = surreal.load_clip(mp4, frames=slice(1, 3))
+    np.testing.assert_array_equal(clip.frame_indices, [1, 2])
+    np.testing.assert_array_equal(clip.segm, truth["segm"][1:3, :, ::-1])
+    np.testing.assert_allclose(clip.joints3d_cam, truth["joints_cam"][1:3], atol=1e-5)
+    np.testing.assert_allclose(_halves(clip.frames), _halves(_two_tone(T))[1:3, ::-1], atol=6)
+
+
+def test_one_frame_clip_as_matlab_saves_it(tmp_path):
+    """MATLAB drops trailing singleton dimensions: joints3D (3,24), joints2D (2,24); zrot and gender (1,1)."""
+    truth = _random_truth(np.random.default_rng(1), num_frames=1)
+    info = _info_dict(truth, num_frames=1)
+    info["joints3D"], info["joints2D"] = info["joints3D"][..., 0], info["joints2D"][..., 0]
+    mp4 = _write_hand_built_clip(tmp_path, truth, num_frames=1, info=info)
+    clip = surreal.load_clip(mp4)
+    np.testing.assert_allclose(clip.joints3d_cam, truth["joints_cam"], atol=1e-5)
+    assert clip.joints2d.shape == (1, 24, 2)
+
+
+def _corrupt(name):
+    """(writer overrides, expected error pattern) for each way a clip can be broken."""
+    def info_without(field):
+        def make(truth):
+            info = _info_dict(truth)
+            del info[field]
+            return dict(info=info)
+        return make
+
+    def info_with(field, value):
+        def make(truth):
+            info = _info_dict(truth)
+            info[field] = value(info[field])
+            return dict(info=info)
+        return make
+
+    return {
+        "missing_joints3D": (info_without("joints3D"), r"01_01_c0001_info\.mat: no field 'joints3D'"),
+        "joints3D_without_T": (info_with("joints3D", lambda v: v[..., 0]),
+                               r"_info\.mat: field 'joints3D' has shape \(3, 24\) — expected \(3, 24, T\)"),
+        "pose_70_rows": (info_with("pose", lambda v: v[:70]), r"_info\.mat: field 'pose' has shape \(70, 3\)"),
+        "gender_code_2": (info_with("gender", lambda v: v * 0 + 2), r"_info\.mat: field 'gender' holds \[2\]"),
+        "zrot_two_columns": (info_with("zrot", lambda v: np.ones((3, 2), np.float32)),
+                             r"_info\.mat: field 'zrot' has shape \(3, 2\)"),
+        "segm_frame_missing": (lambda truth: dict(segm={f"segm_{t + 1}": truth["segm"][t] for t in range(2)}),
+                               r"01_01_c0001_segm\.mat: no field 'segm_3'"),
+        "depth_extra_frame": (lambda truth: dict(depth={f"depth_{t + 1}": truth["depth"][0] for t in range(4)}),
+                              r"01_01_c0001_depth\.mat: holds 4 'depth_<t>' frames — expected depth_1\.\.depth_3"),
+        "segm_part_id_30": (lambda truth: dict(segm={f"segm_{t + 1}": np.full((H, W), 30, np.uint8)
+                                                     for t in range(T)}), r"_segm\.mat: part ids span 30\.\.30"),
+        "video_two_frames": (lambda truth: dict(video_frames=2),
+                             r"01_01_c0001\.mp4: has 2 frames — expected T = 3 as in 01_01_c0001_info\.mat"),
+    }[name]
+
+
+@pytest.mark.parametrize("name", ["missing_joints3D", "joints3D_without_T", "pose_70_rows", "gender_code_2",
+                                  "zrot_two_columns", "segm_frame_missing", "depth_extra_frame", "segm_part_id_30",
+                                  "video_two_frames"])
+def test_corrupted_clip_raises_error_naming_file_and_field(tmp_path, name):
+    make, pattern = _corrupt(name)
+    truth = _random_truth(np.random.default_rng(2))
+    mp4 = _write_hand_built_clip(tmp_path, truth, **make(truth))
+    with pytest.raises(surreal.SurrealFormatError, match=pattern):
+        surreal.load_clip(mp4)
+
+
+def test_missing_companion_file_is_named(hand_built):
+    mp4, _ = hand_built
+    surreal.companion_path(mp4, "depth").unlink()
+    with pytest.raises(surreal.SurrealFormatError, match=r"01_01_c0001_depth\.mat: missing"):
+        surreal.load_clip(mp4)
+    assert surreal.load_clip(mp4, load_depth=False).depth is None
+
+
+def test_info_that_is_not_a_mat_file_is_named(hand_built):
+    mp4, _ = hand_built
+    surreal.companion_path(mp4, "info").write_bytes(b"this is not a MATLAB file at all" * 8)
+    with pytest.raises(surreal.SurrealFormatError, match=r"01_01_c0001_info\.mat: not a readable MATLAB v5 file"):
+        surreal.load_clip(mp4)
+
+
+def test_camera_to_surreal_world_inverts_the_published_composition():
+    rng = np.random.default_rng(3)
+    pose_cam = rng.normal(0, 0.8, (4, 72))
+    joints_cam = rng.normal(0, 1, (4, 24, 3)) + [0, 0, 5]
+    zrot, cam_loc = 2.6675, PUBLISHED_CAM_LOC
+    pose, joints_world = surreal.camera_to_surreal_world(pose_cam, joints_cam, cam_loc, zrot)
+    for t in range(4):
+        # stored root = (extrinsic · R90 · Rz)^-1 · R_cam, so that the reader's composition gives R_cam back
+        expected = (Rotation.from_euler("z", zrot).inv() * Rotation.from_euler("x", np.pi / 2).inv()
+                    * Rotation.from_matrix(R_CAM).inv() * Rotation.from_rotvec(pose_cam[t, :3])).as_matrix()
+        np.testing.assert_allclose(Rotation.from_rotvec(pose[t, :3]).as_matrix(), expected, atol=1e-12)
+    np.testing.assert_array_equal(pose[:, 3:], pose_cam[:, 3:])
+    np.testing.assert_allclose(joints_world, _cam_to_world(joints_cam, cam_loc), atol=1e-12)
+
+
+def test_ray_distance_and_planar_depth_are_inverse_closed_form():
+    z = np.full((H, W), 4.0)
+    z[0, 0] = 1e10
+    ray = surreal.ray_distance_from_planar_depth(z)
+    # pixel (u=300, v=10): the point z * ((u - cx)/f, (v - cy)/f, 1) lies at distance |.| from the camera centre
+    np.testing.assert_allclose(ray[10, 300], np.linalg.norm(4.0 * np.array([140 / 600, -110 / 600, 1.0])))
+    assert ray[0, 0] == 1e10
+    np.testing.assert_allclose(surreal.planar_depth_from_ray_distance(ray), z)
+
+
+def _written_clip(tmp_path, rng, num_frames=T, pose_cam=None, joints_cam=None, betas=None, gender="female"):
+    """A clip written by the simulator's writer from a body and images in the unmirrored camera frame."""
+    from mhr_tf.sim import writers
+
+    pose_cam = rng.normal(0, 0.6, (num_frames, 72)) if pose_cam is None else pose_cam
+    joints_cam = rng.normal(0, 0.4, (num_frames, 24, 3)) + [0, 0, 6] if joints_cam is None else joints_cam
+    betas = rng.normal(0, 1, 10) if betas is None else betas
+    segm = rng.integers(0, 25, (num_frames, H, W)).astype(np.uint8)
+    depth = np.where(segm > 0, rng.uniform(5, 7, segm.shape), 1e10).astype(np.float32)
+    mp4 = writers.write_surreal_clip_from_camera(
+        tmp_path, "test", 2, "07_03", 12, _two_tone(num_frames), segm, depth, joints_cam, pose_cam, betas, gender,
+        cam_loc=np.array([6.7, -1.0, -1.9]), zrot=1.234)
+    return mp4, dict(pose_cam=pose_cam, joints_cam=joints_cam, betas=betas, segm=segm, depth=depth)
+
+
+def test_writer_reader_round_trip(tmp_path):
+    mp4, truth = _written_clip(tmp_path, np.random.default_rng(4))
+    assert mp4 == tmp_path / "test" / "run2" / "07_03" / "07_03_c0012.mp4"
+    clip = surreal.load_clip(mp4)
+    for t in range(T):
+        np.testing.assert_allclose(Rotation.from_rotvec(clip.pose_cam[t, :3]).as_matrix(),
+                                   Rotation.from_rotvec(truth["pose_cam"][t, :3]).as_matrix(), atol=1e-5)
+    np.testing.assert_allclose(clip.pose_cam[:, 3:], truth["pose_cam"][:, 3:], atol=1e-6)
+    np.testing.assert_allclose(clip.betas, truth["betas"], atol=1e-6)
+    np.testing.assert_allclose(clip.joints3d_cam, truth["joints_cam"], atol=1e-5)
+    assert np.abs(_project(truth["joints_cam"]) - clip.joints2d).max() <= 0.5 + 1e-4
+    np.testing.assert_array_equal(clip.segm, truth["segm"])
+    np.testing.assert_array_equal(clip.depth, truth["depth"])
+    assert clip.gender == "female"
+    np.testing.assert_allclose(_halves(clip.frames), _halves(_two_tone(T)), atol=6)
+
+
+def test_written_files_have_the_real_layout_and_are_mirrored(tmp_path):
+    mp4, truth = _written_clip(tmp_path, np.random.default_rng(5))
+    info = scipy.io.loadmat(surreal.companion_path(mp4, "info"))
+    assert {k for k in info if not k.startswith("__")} == set(REAL_INFO_LAYOUT)
+    for name, (shape, dtype) in REAL_INFO_LAYOUT.items():
+        assert info[name].shape == tuple(T if d == "T" else d for d in shape), name
+        assert info[name].dtype.kind == "U" if dtype == "U" else info[name].dtype == np.dtype(dtype), name
+    assert info["sequence"][0] == "07_03_c0012" and int(info["clipNo"][0, 0]) == 12
+    world = info["joints3D"].transpose(2, 1, 0).astype(np.float64)
+    np.testing.assert_array_equal(info["joints2D"].transpose(2, 1, 0), _stored_joints2d(world, info["camLoc"][:, 0]))
+    segm = scipy.io.loadmat(surreal.companion_path(mp4, "segm"))
+    assert sorted(k for k in segm if not k.startswith("__")) == ["segm_1", "segm_2", "segm_3"]
+    assert segm["segm_1"].dtype == np.uint8
+    np.testing.assert_array_equal(segm["segm_2"], truth["segm"][1, :, ::-1])  # stored mirrored, as SURREAL's
+    depth = scipy.io.loadmat(surreal.companion_path(mp4, "depth"))["depth_2"]
+    assert depth.dtype == np.float32
+    np.testing.assert_array_equal(depth, truth["depth"][1, :, ::-1])
+
+
+def test_manifest_is_scanned_once_and_cached(tmp_path, monkeypatch):
+    truth = _random_truth(np.random.default_rng(6))
+    mp4 = _write_hand_built_clip(tmp_path, truth)
+    other = tmp_path / "train" / "run1" / "02_05" / "02_05_c0003.mp4"
+    other.parent.mkdir(parents=True)
+    info = _info_dict(truth)
+    info["gender"][:] = 0
+    scipy.io.savemat(surreal.companion_path(other, "info"), info)
+    other.write_bytes(b"")  # the manifest reads only _info.mat
+
+    loads = []
+    real_loadmat = scipy.io.loadmat
+    monkeypatch.setattr(scipy.io, "loadmat", lambda *a, **k: loads.append(a[0]) or real_loadmat(*a, **k))
+    first = surreal.build_manifest(tmp_path, "train")
+    assert first == [(mp4, T, "male"), (other, T, "female")]
+    assert len(loads) == 2 and (tmp_path / "mhr_tf_manifest_train.json").is_file()
+    assert surreal.build_manifest(tmp_path, "train") == first
+    assert len(loads) == 2  # read from the cache
+    surreal.build_manifest(tmp_path, "train", rebuild=True)
+    assert len(loads) == 4
+
+
+def test_manifest_cache_falls_back_to_mhr_tf_home_when_root_unwritable(tmp_path, monkeypatch):
+    _write_hand_built_clip(tmp_path, _random_truth(np.random.default_rng(7)))
+    (tmp_path / "mhr_tf_manifest_train.json").mkdir()  # unwritable as a file, whatever the user's permissions
+    first = surreal.build_manifest(tmp_path, "train")
+    home_cache = surreal.manifest_cache_paths(tmp_path, "train")[1]
+    assert home_cache.is_file()
+    monkeypatch.setattr(surreal, "_scan", lambda *a: pytest.fail("rescanned despite the cache"))
+    assert surreal.build_manifest(tmp_path, "train") == first
+
+
+def test_manifest_names_missing_split_folder(tmp_path):
+    with pytest.raises(surreal.SurrealFormatError, match=r"no 'val' folder"):
+        surreal.build_manifest(tmp_path, "val")
+
+
+def test_body_driven_by_pose_cam_reproduces_joints3d_cam_up_to_translation(tmp_path):
+    smpl = pytest.importorskip("mhr_tf.body.smpl")
+    pytest.importorskip("mhr_tf.body.open_body")
+    rng = np.random.default_rng(8)
+    model = smpl.load_body_model(gender="male")
+    pose_cam = rng.normal(0, 0.3, (T, 72))
+    pose_cam[:, :3] = Rotation.from_euler("x", np.pi).as_rotvec()  # upright in the camera frame (y down)
+    betas = rng.normal(0, 1, 10)
+    _, joints = smpl.forward_numpy(model, np.tile(betas, (T, 1)), pose_cam, np.tile([0.1, 0.2, 6.0], (T, 1)))
+    mp4, _ = _written_clip(tmp_path, rng, pose_cam=pose_cam, joints_cam=joints, betas=betas, gender="male")
+    clip = surreal.load_clip(mp4, load_segm=False, load_depth=False)
+    _, joints_again = smpl.forward_numpy(model, np.repeat(clip.betas[None], T, 0), clip.pose_cam, None)
+    offset = clip.joints3d_cam - joints_again
+    np.testing.assert_allclose(offset, np.broadcast_to(offset[:, :1], offset.shape), atol=1e-4)
