@@ -18,13 +18,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from mhr_tf import paths
-    from mhr_tf.body import open_body
+    from mhr_tf.body import smpl
     from mhr_tf.sim import preview
     run = Path(args.out) if args.out else paths.home() / "demo"
     run.mkdir(parents=True, exist_ok=True)
     began = time.time()
-    written = open_body.write_open_body_models(paths.body_model_dir())
-    print("open body model:", ", ".join(str(p) for p in written.values()))
+    for gender in ("neutral", "female", "male"):  # built into the cache on first use
+        print(f"open body model ({gender}): {smpl.load_body_model(None, gender).source}")
     sheet = preview.body_sheet(run / "body_model.png")
     print(f"body model picture: {sheet}")
     print(f"demo finished in {time.time() - began:.0f} s; run folder: {run}")

@@ -133,3 +133,19 @@ def test_adversary_without_domain_labels_is_an_error():
     outputs, labels = _random_outputs_and_labels(np.random.default_rng(5), with_domain_logits=True)
     with pytest.raises(ValueError, match="'domain'"):
         losses.motion_hmr_losses(labels, outputs)
+
+
+def test_unlabelled_target_examples_give_finite_zero_gradients():
+    """The target branch carries all-zero labels and no valid keypoints: no NaN may reach the shared weights."""
+    outputs, labels = _random_outputs_and_labels(np.random.default_rng(6), with_domain_logits=True)
+    labels = {key: tf.concat([value[:1], tf.zeros_like(value[1:])], axis=0) for key, value in labels.items()}
+    labels["domain"] = tf.constant([0, 1], tf.int32)
+    predictions = {key: tf.Variable(value) for key, value in outputs.items()}
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(losses.motion_hmr_losses(labels, predictions)["total"])
+    assert np.isfinite(total.numpy())
+    for key, gradient in zip(predictions, tape.gradient(total, list(predictions.values()))):
+        gradient = gradient.numpy()
+        assert np.all(np.isfinite(gradient)), key
+        if key != "domain/logits":
+            np.testing.assert_array_equal(gradient[1], 0.0)

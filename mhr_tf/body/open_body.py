@@ -25,6 +25,7 @@ How it is built (deterministic, no randomness at all; a few seconds for three ge
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import pathlib
 import zipfile
@@ -48,16 +49,17 @@ ROOT_PARENT = 2**32 - 1  # kintree_table[0, 0] in the official SMPL files (uint3
 
 # The ten shape components, in the order of the betas, each orthogonalised against the ones before it like a PCA
 # basis. Per unit beta (about one standard deviation of adults), before orthogonalisation: height: every length
-# +4% (~7 cm taller); girth: torso +9% and limbs +4-7% in radius; leg_length: legs +5% (after removing height:
+# +4% (~7 cm taller); girth: torso +10% and limbs +5-8% in radius; leg_length: legs +5% (after removing height:
 # longer legs and a shorter torso at the same stature, so -leg_length is the torso-length axis); arm_length: arms
 # +5%; shoulder_width: shoulders 1.5 cm further out each side and a broader upper torso; hip_width: hips 1.2 cm
-# further out and a 10% wider pelvis; head_size: head +7%; belly: the abdomen 2 cm forward; limb_girth: arms and
+# further out and a 10% wider pelvis; head_size: head +7%; belly: the abdomen 3 cm forward; limb_girth: arms and
 # legs +8-10% in radius; chest: chest depth +8% and breadth +4% (after removing girth: chest against waist).
 SHAPE_COMPONENTS = ("height", "girth", "leg_length", "arm_length", "shoulder_width", "hip_width", "head_size",
                     "belly", "limb_girth", "chest")
 
-# SMPL's neutral rest T-pose joint template for a ~1.7 m adult (J_regressor @ v_template of the official neutral
-# model, rounded to cm; left side only, the right side is the mirror image x -> -x). Metres, y up, face +z.
+# SMPL's neutral rest T-pose joints for a ~1.7 m adult (J_regressor @ v_template of the official neutral model,
+# to ~1-2 cm: symmetrised, rounded, and cross-checked against public SMPL-derived skeletons, e.g. the male bone
+# offsets in PHC's smpl_humanoid.xml). Left side only; the right is the mirror image x -> -x. Metres, y up, face +z.
 SMPL_NEUTRAL_REST_JOINTS = {
     "pelvis": (0.0, -0.22, 0.03), "left_hip": (0.07, -0.31, 0.02), "spine1": (0.0, -0.11, 0.0),
     "left_knee": (0.11, -0.70, 0.03), "spine2": (0.0, 0.02, 0.03), "left_ankle": (0.09, -1.09, -0.01),
@@ -70,10 +72,12 @@ HEAD_TOP_Y = 0.55  # the neutral template's crown, metres
 
 # Meshing: voxel edge for marching cubes (gives ~6-7k vertices, SMPL has 6890) and the tangential relaxation.
 VOXEL_M = 0.019
-RELAX_ITERATIONS = 12
+_GRID_Z_M = (-0.20, 0.22)  # the body's depth range (back of the buttocks to the toes), before the margin
+_GRID_MARGIN_M = 0.06
+RELAX_ITERATIONS = 8
 RELAX_STEP = 0.35
-# Skinning: heat-diffusion time (in units of squared mean edge length) of the one-hot part labels; sets the
-# blend width across a joint to roughly +-4 cm. Weights below WEIGHT_FLOOR are dropped (SMPL's are sparse too).
+# Skinning: heat-diffusion time of the one-hot part labels, in squared voxels; both sides of a joint then keep
+# over 20% weight across a band ~3 cm wide. Weights below WEIGHT_FLOOR are dropped (SMPL's are sparse too).
 SKIN_DIFFUSION_TIME = 6.0
 WEIGHT_FLOOR = 1e-3
 
@@ -115,11 +119,13 @@ _TORSO_SECTIONS = np.array([
     [0.120, 0.160, 0.110, 0.018],
     [0.190, 0.162, 0.102, 0.004],
     [0.245, 0.135, 0.080, -0.012],
-    [0.290, 0.070, 0.058, -0.015],
+    [0.290, 0.062, 0.055, -0.015],
 ])
 _TORSO_EXPONENT = 2.5  # superellipse: torso sections are boxier than ellipses
 
-_LEFT = tuple(n for n in joint_sets.SMPL_24 if n.startswith("left_"))
+# Parts of the implicit surface are evaluated only near their bones (see _BodyShape._culled).
+_CULL_MARGIN_M = 0.16
+_FAR_M = 1.0
 
 
 def _mirror(name: str) -> str:
@@ -166,28 +172,33 @@ def _joint_array(points: dict[str, np.ndarray]) -> np.ndarray:
 # Implicit surface: signed distance-like fields, negative inside
 # --------------------------------------------------------------------------------------------------------------
 
+def _norm(x: np.ndarray) -> np.ndarray:
+    """Row norms of [N, 3] (einsum: several times faster than np.linalg.norm(axis=1) here)."""
+    return np.sqrt(np.einsum("ij,ij->i", x, x))
+
+
 def _round_cone(p: np.ndarray, a, b, ra: float, rb: float, squash=(1.0, 1.0, 1.0)) -> np.ndarray:
     """Capsule from a to b whose radius goes linearly from ra to rb; `squash` scales space per axis first."""
     s = np.asarray(squash)
     a, b = np.asarray(a) / s, np.asarray(b) / s
     q = p / s
     ab = b - a
-    t = np.clip(((q - a) @ ab) / (ab @ ab), 0.0, 1.0)
-    return np.linalg.norm(q - (a + t[:, None] * ab), axis=1) - (ra + t * (rb - ra))
+    t = np.clip(np.einsum("ij,j->i", q - a, ab) / ab.dot(ab), 0.0, 1.0)
+    return _norm(q - (a + t[:, None] * ab)) - (ra + t * (rb - ra))
 
 
 def _ellipsoid(p: np.ndarray, centre, radii) -> np.ndarray:
     """Ellipsoid distance bound (k0 (k0 - 1) / k1): exact sign, close to the distance near the surface."""
     q = p - np.asarray(centre)
     r = np.asarray(radii, dtype=np.float64)
-    k0 = np.linalg.norm(q / r, axis=1)
-    k1 = np.maximum(np.linalg.norm(q / (r * r), axis=1), 1e-12)
+    k0 = _norm(q / r)
+    k1 = np.maximum(_norm(q / (r * r)), 1e-12)
     return k0 * (k0 - 1.0) / k1
 
 
 def _round_box(p: np.ndarray, centre, half, rounding: float) -> np.ndarray:
     q = np.abs(p - np.asarray(centre)) - (np.asarray(half) - rounding)
-    return (np.linalg.norm(np.maximum(q, 0.0), axis=1) + np.minimum(q.max(axis=1), 0.0) - rounding)
+    return (_norm(np.maximum(q, 0.0)) + np.minimum(q.max(axis=1), 0.0) - rounding)
 
 
 def _smooth_union(d1: np.ndarray, d2: np.ndarray, k: float) -> np.ndarray:
@@ -206,100 +217,122 @@ class _BodyShape:
     points: dict
     props: Proportions
 
-    def torso_profile(self):
+    @functools.cached_property
+    def torso_profile(self) -> tuple[np.ndarray, scipy.interpolate.PchipInterpolator]:
+        """Section heights [S] and an interpolator y -> (half-width, half-depth, centre z) [N, 3], metres."""
         props, scale = self.props, self.props.scale
         y0 = SMPL_NEUTRAL_REST_JOINTS["pelvis"][1]
-        sections = _TORSO_SECTIONS.copy()
-        y = sections[:, 0]
+        y = _TORSO_SECTIONS[:, 0]
         # Per-gender widths: chest above the waist, waist around the navel, hips below.
         width = np.interp(y, [-0.42, -0.30, -0.13, 0.0, 0.12, 0.29],
                           [props.hips, props.hips, props.waist, 0.5 * (props.waist + props.chest), props.chest,
                            props.chest])
         depth = np.interp(y, [-0.42, 0.0, 0.12, 0.29], [1.0, 1.0, props.chest, 1.0])
         ys = y0 + scale * (y - y0)
-        half_w = scale * sections[:, 1] * width
-        half_d = scale * sections[:, 2] * depth
-        centre_z = scale * sections[:, 3]
-        make = scipy.interpolate.PchipInterpolator
-        return ys, make(ys, half_w), make(ys, half_d), make(ys, centre_z)
+        sections = scale * np.stack([_TORSO_SECTIONS[:, 1] * width, _TORSO_SECTIONS[:, 2] * depth,
+                                     _TORSO_SECTIONS[:, 3]], axis=1)
+        # Monotone cubic: smooth, and never overshoots between sections (no bulges the table does not ask for).
+        return ys, scipy.interpolate.PchipInterpolator(ys, sections, axis=0)
 
     def __call__(self, p: np.ndarray) -> np.ndarray:
         """Field at points `p [N, 3]` (metres): negative inside the body."""
+        pt, s = self.points, self.props.scale
+        body = _smooth_union(self._torso(p), self._culled(self._head, p, ("neck", "head", "head_top")), 0.04)
+        # Each limb is one field; the two sides meet through a hard minimum so the thighs never web together.
+        legs = [self._culled(self._leg, p, [side + n for n in ("hip", "knee", "ankle", "heel", "toe_tip")], side)
+                for side in ("left_", "right_")]
+        body = _smooth_union(body, np.minimum(*legs), 0.035)
+        for side, sign in (("left_", 1.0), ("right_", -1.0)):  # trapezius: the slope from neck to shoulder
+            body = _smooth_union(body, _round_cone(p, pt["neck"] + s * np.array((sign * 0.03, -0.04, -0.025)),
+                                                   pt[side + "shoulder"] + s * np.array((-sign * 0.03, 0.01, -0.005)),
+                                                   0.042 * s, 0.05 * s), 0.03)
+        arms = [self._culled(self._arm, p, [side + n for n in ("shoulder", "elbow", "wrist", "finger_tip")], side)
+                for side in ("left_", "right_")]
+        return _smooth_union(body, np.minimum(*arms), 0.03)
+
+    def _culled(self, part, p: np.ndarray, names, *args) -> np.ndarray:
+        """`part(p, *args)` evaluated only inside the box around the named skeleton points (grown by
+        _CULL_MARGIN_M); elsewhere _FAR_M. Far from a part its exact value never matters: blends reach only
+        ~4 cm and meshing only needs exact values within a few voxels of the surface."""
+        corners = np.stack([self.points[n] for n in names])
+        lo, hi = corners.min(axis=0) - _CULL_MARGIN_M, corners.max(axis=0) + _CULL_MARGIN_M
+        inside = np.flatnonzero(((p >= lo) & (p <= hi)).all(axis=1))
+        out = np.full(len(p), _FAR_M)
+        out[inside] = part(p[inside], *args)
+        return out
+
+    def _torso(self, p: np.ndarray) -> np.ndarray:
+        """The lofted superellipse torso from crotch to neck, with buttocks, pectorals and breasts."""
         pt, props = self.points, self.props
-        s, limb = props.scale, props.limb * props.scale
-        ys, half_w, half_d, centre_z = self.torso_profile()
-        y = np.clip(p[:, 1], ys[0], ys[-1])
-        a, b, zc = half_w(y), half_d(y), centre_z(y)
+        s = props.scale
+        ys, profile = self.torso_profile
+        a, b, zc = profile(np.clip(p[:, 1], ys[0], ys[-1])).T
         n = _TORSO_EXPONENT
         k0 = (np.abs(p[:, 0] / a) ** n + np.abs((p[:, 2] - zc) / b) ** n) ** (1.0 / n)
-        torso = (k0 - 1.0) * np.minimum(a, b)
-        torso = np.maximum(torso, np.maximum(ys[0] - p[:, 1], p[:, 1] - ys[-1]))
-        # Chest, shoulder blades and buttocks, blended into the loft.
+        torso = np.maximum((k0 - 1.0) * np.minimum(a, b), np.maximum(ys[0] - p[:, 1], p[:, 1] - ys[-1]))
         for sign in (1.0, -1.0):
             torso = _smooth_union(torso, _ellipsoid(p, pt["pelvis"] + s * np.array((sign * 0.065, -0.10, -0.075)),
                                                     s * np.array((0.085, 0.095, 0.065)) * props.hips), 0.03)
             torso = _smooth_union(torso, _ellipsoid(p, pt["spine3"] + s * np.array((sign * 0.08, 0.05, 0.045)),
                                                     s * np.array((0.075, 0.06, 0.05)) * props.chest), 0.03)
             if props.bust > 0:
-                torso = _smooth_union(
-                    torso, _ellipsoid(p, pt["spine3"] + s * np.array((sign * 0.085, 0.025, 0.07 + 0.01 * props.bust)),
-                                      s * np.array((0.06, 0.055, 0.045)) * (0.6 + 0.4 * props.bust)), 0.025)
-        # Neck and head: cranium, face/jaw, nose, ears.
-        neck = _round_cone(p, pt["neck"] + s * np.array((0.0, -0.04, -0.01)), pt["head"] + s * np.array((0, 0.02, -0.02)),
-                           0.056 * s, 0.05 * s)
-        head_c = pt["head_top"] + s * np.array((0.0, -0.105, 0.0))
-        head = _ellipsoid(p, head_c, s * np.array((0.078, 0.105, 0.098)))
-        head = _smooth_union(head, _ellipsoid(p, head_c + s * np.array((0.0, -0.055, 0.03)),
+                centre = pt["spine3"] + s * np.array((sign * 0.085, 0.025, 0.07 + 0.01 * props.bust))
+                torso = _smooth_union(torso, _ellipsoid(p, centre, s * np.array((0.06, 0.055, 0.045))
+                                                        * (0.6 + 0.4 * props.bust)), 0.025)
+        return torso
+
+    def _head(self, p: np.ndarray) -> np.ndarray:
+        """Neck, cranium, face and jaw, nose and ears."""
+        pt, s = self.points, self.props.scale
+        neck = _round_cone(p, pt["neck"] + s * np.array((0.0, -0.04, -0.01)),
+                           pt["head"] + s * np.array((0.0, 0.02, -0.02)), 0.056 * s, 0.05 * s)
+        centre = pt["head_top"] + s * np.array((0.0, -0.105, 0.0))
+        head = _ellipsoid(p, centre, s * np.array((0.078, 0.105, 0.098)))
+        head = _smooth_union(head, _ellipsoid(p, centre + s * np.array((0.0, -0.055, 0.03)),
                                               s * np.array((0.058, 0.068, 0.07))), 0.03)
-        head = _smooth_union(head, _ellipsoid(p, head_c + s * np.array((0.0, -0.02, 0.098)),
+        head = _smooth_union(head, _ellipsoid(p, centre + s * np.array((0.0, -0.02, 0.098)),
                                               s * np.array((0.014, 0.026, 0.022))), 0.012)
         for sign in (1.0, -1.0):
-            head = _smooth_union(head, _ellipsoid(p, head_c + s * np.array((sign * 0.074, -0.01, -0.005)),
+            head = _smooth_union(head, _ellipsoid(p, centre + s * np.array((sign * 0.074, -0.01, -0.005)),
                                                   s * np.array((0.014, 0.030, 0.020))), 0.01)
-        body = _smooth_union(torso, neck, 0.04)
-        body = _smooth_union(body, head, 0.03)
-        # Limbs: each side as one field, the two sides joined with a hard minimum so the thighs never web.
-        legs, arms = [], []
-        for side in ("left_", "right_"):
-            j = {k[len(side):]: v for k, v in pt.items() if k.startswith(side)}
-            thigh = _round_cone(p, j["hip"], j["knee"], 0.080 * limb, 0.052 * limb)
-            calf_c = j["knee"] + 0.32 * (j["ankle"] - j["knee"]) + s * np.array((0.0, 0.0, -0.018))
-            shin = _round_cone(p, j["knee"], j["ankle"], 0.050 * limb, 0.033 * limb)
-            shin = _smooth_union(shin, _ellipsoid(p, calf_c, np.array((0.048, 0.12, 0.05)) * limb), 0.03)
-            # The foot: heel to toes with a flat sole, plus the instep from the ankle.
-            foot = _round_cone(p, j["heel"], j["toe_tip"] + s * np.array((0.0, 0.002, -0.02)), 0.036 * s,
-                               0.022 * s, squash=(1.25, 1.0, 1.0))
-            foot = _smooth_union(foot, _round_cone(p, j["ankle"], j["foot"] + s * np.array((0.0, 0.005, -0.01)),
-                                                   0.036 * s, 0.026 * s, squash=(1.3, 1.0, 1.0)), 0.02)
-            foot = _smooth_max(foot, (pt["pelvis"][1] + s * (SOLE_Y - SMPL_NEUTRAL_REST_JOINTS["pelvis"][1]))
-                               - p[:, 1], 0.008)
-            leg = _smooth_union(_smooth_union(thigh, shin, 0.03), foot, 0.03)
-            legs.append(leg)
-            # Arm: deltoid, upper arm, forearm with its muscle, a mitten hand with a thumb.
-            out = np.sign(j["shoulder"][0])
-            upper = _round_cone(p, j["shoulder"], j["elbow"], 0.050 * limb, 0.039 * limb)
-            upper = _smooth_union(upper, _ellipsoid(p, j["shoulder"] + s * np.array((0.005 * out, 0.005, 0.0)),
-                                                    np.array((0.072, 0.060, 0.058)) * limb), 0.03)
-            fore = _round_cone(p, j["elbow"], j["wrist"], 0.038 * limb, 0.026 * limb, squash=(1.0, 0.8, 1.0))
-            fore = _smooth_union(fore, _ellipsoid(p, j["elbow"] + 0.28 * (j["wrist"] - j["elbow"]),
-                                                  np.array((0.085, 0.036, 0.042)) * limb), 0.02)
-            palm_c = 0.5 * (j["wrist"] + j["hand"]) + s * np.array((0.01 * out, -0.005, 0.002))
-            palm = _round_box(p, palm_c, s * np.array((0.052, 0.016, 0.043)), 0.012 * s)
-            fingers_c = 0.5 * (j["hand"] + j["finger_tip"]) + s * np.array((0.0, -0.004, 0.002))
-            fingers = _round_box(p, fingers_c, s * np.array((0.5 * abs(j["finger_tip"][0] - j["hand"][0]) + 0.008,
-                                                             0.0135, 0.038)), 0.0125 * s)
-            thumb = _round_cone(p, j["wrist"] + s * np.array((0.025 * out, -0.008, 0.035)),
-                                j["wrist"] + s * np.array((0.085 * out, -0.012, 0.06)), 0.015 * s, 0.0125 * s)
-            hand = _smooth_union(_smooth_union(palm, fingers, 0.012), thumb, 0.012)
-            arm = _smooth_union(_smooth_union(upper, fore, 0.03), hand, 0.02)
-            arms.append(arm)
-        body = _smooth_union(body, np.minimum(*legs), 0.035)
-        # Trapezius slope from the neck to the shoulders, then the arms.
-        for side, sign in (("left_", 1.0), ("right_", -1.0)):
-            body = _smooth_union(body, _round_cone(p, pt["neck"] + s * np.array((sign * 0.02, 0.0, -0.02)),
-                                                   pt[side + "shoulder"] + s * np.array((-sign * 0.02, 0.015, -0.005)),
-                                                   0.05 * s, 0.052 * s), 0.03)
-        return _smooth_union(body, np.minimum(*arms), 0.03)
+        return _smooth_union(neck, head, 0.03)
+
+    def _leg(self, p: np.ndarray, side: str) -> np.ndarray:
+        """Thigh, shin with its calf, and a foot from heel to toes with a flat sole."""
+        j = {k[len(side):]: v for k, v in self.points.items() if k.startswith(side)}
+        s, limb = self.props.scale, self.props.scale * self.props.limb
+        thigh = _round_cone(p, j["hip"], j["knee"], 0.080 * limb, 0.052 * limb)
+        calf = j["knee"] + 0.32 * (j["ankle"] - j["knee"]) + s * np.array((0.0, 0.0, -0.018))
+        shin = _round_cone(p, j["knee"], j["ankle"], 0.050 * limb, 0.033 * limb)
+        shin = _smooth_union(shin, _ellipsoid(p, calf, np.array((0.048, 0.12, 0.05)) * limb), 0.03)
+        foot = _round_cone(p, j["heel"], j["toe_tip"] + s * np.array((0.0, 0.002, -0.02)), 0.036 * s, 0.022 * s,
+                           squash=(1.25, 1.0, 1.0))
+        instep = _round_cone(p, j["ankle"], j["foot"] + s * np.array((0.0, 0.005, -0.01)), 0.036 * s, 0.026 * s,
+                             squash=(1.3, 1.0, 1.0))
+        sole_y = self.points["pelvis"][1] + s * (SOLE_Y - SMPL_NEUTRAL_REST_JOINTS["pelvis"][1])
+        foot = _smooth_max(_smooth_union(foot, instep, 0.02), sole_y - p[:, 1], 0.008)
+        return _smooth_union(_smooth_union(thigh, shin, 0.03), foot, 0.03)
+
+    def _arm(self, p: np.ndarray, side: str) -> np.ndarray:
+        """Deltoid, upper arm, forearm with its muscle, and a mitten hand (palm, fingers, thumb), palm down."""
+        j = {k[len(side):]: v for k, v in self.points.items() if k.startswith(side)}
+        s, limb = self.props.scale, self.props.scale * self.props.limb
+        out = np.sign(j["shoulder"][0])
+        upper = _round_cone(p, j["shoulder"], j["elbow"], 0.050 * limb, 0.039 * limb)
+        upper = _smooth_union(upper, _ellipsoid(p, j["shoulder"] + s * np.array((0.005 * out, 0.005, 0.0)),
+                                                np.array((0.072, 0.060, 0.058)) * limb), 0.03)
+        fore = _round_cone(p, j["elbow"], j["wrist"], 0.038 * limb, 0.026 * limb, squash=(1.0, 0.8, 1.0))
+        fore = _smooth_union(fore, _ellipsoid(p, j["elbow"] + 0.28 * (j["wrist"] - j["elbow"]),
+                                              np.array((0.085, 0.036, 0.042)) * limb), 0.02)
+        palm_c = 0.5 * (j["wrist"] + j["hand"]) + s * np.array((0.01 * out, -0.005, 0.002))
+        palm = _round_box(p, palm_c, s * np.array((0.052, 0.016, 0.043)), 0.012 * s)
+        fingers_c = 0.5 * (j["hand"] + j["finger_tip"]) + s * np.array((0.0, -0.004, 0.002))
+        fingers_half = np.array((0.5 * abs(j["finger_tip"][0] - j["hand"][0]) + 0.008 * s, 0.0135 * s, 0.038 * s))
+        fingers = _round_box(p, fingers_c, fingers_half, 0.0125 * s)
+        thumb = _round_cone(p, j["wrist"] + s * np.array((0.025 * out, -0.008, 0.035)),
+                            j["wrist"] + s * np.array((0.085 * out, -0.012, 0.06)), 0.015 * s, 0.0125 * s)
+        hand = _smooth_union(_smooth_union(palm, fingers, 0.012), thumb, 0.012)
+        return _smooth_union(_smooth_union(upper, fore, 0.03), hand, 0.02)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -328,18 +361,35 @@ def _signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
     return float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6.0)
 
 
+def _project_to_surface(field: _BodyShape, verts: np.ndarray, steps: int = 2) -> np.ndarray:
+    """Newton steps along the field's (forward-difference) gradient onto its zero level."""
+    eps = 1e-5
+    for _ in range(steps):
+        probes = np.concatenate([verts] + [verts + eps * e for e in np.eye(3)])  # one field call: 4 x [V, 3]
+        value, *shifted = np.split(field(probes), 4)
+        grad = np.stack([(d - value) / eps for d in shifted], axis=1)
+        verts = verts - (value / np.maximum((grad * grad).sum(axis=1), 1e-6))[:, None] * grad
+    return verts
+
+
 def _mesh_surface(field: _BodyShape) -> tuple[np.ndarray, np.ndarray]:
     """Marching cubes on the field, largest component, outward faces, relaxed onto the surface."""
     pt = field.points
     tips = np.stack([pt["left_finger_tip"], pt["right_finger_tip"], pt["head_top"], pt["left_heel"],
                      pt["left_toe_tip"]])
-    margin = 0.06
-    lo = np.array((tips[:, 0].min(), tips[:, 1].min() - 0.04, -0.20)) - margin
-    hi = np.array((tips[:, 0].max(), tips[:, 1].max(), 0.22)) + margin
-    counts = np.ceil((hi - lo) / VOXEL_M).astype(int) + 1
+    lo = np.array((tips[:, 0].min(), tips[:, 1].min() - 0.04, _GRID_Z_M[0])) - _GRID_MARGIN_M
+    hi = np.array((tips[:, 0].max(), tips[:, 1].max(), _GRID_Z_M[1])) + _GRID_MARGIN_M
+    counts = 2 * np.ceil((hi - lo) / (2 * VOXEL_M)).astype(int) + 1  # odd: every other sample is a coarse one
     axes = [lo[k] + VOXEL_M * np.arange(counts[k]) for k in range(3)]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    volume = field(grid).reshape(counts)
+    # Coarse to fine: the field is roughly a distance (slope <~ 1.3), so only fine samples whose coarse neighbour
+    # lies within a few voxels of the surface need evaluating; the rest keep the coarse value (right sign).
+    coarse_axes = [a[::2] for a in axes]
+    coarse = field(np.stack(np.meshgrid(*coarse_axes, indexing="ij"), axis=-1).reshape(-1, 3))
+    coarse = coarse.reshape([len(a) for a in coarse_axes])
+    volume = coarse.repeat(2, axis=0).repeat(2, axis=1).repeat(2, axis=2)[:counts[0], :counts[1], :counts[2]]
+    near = np.abs(volume) < 3.0 * VOXEL_M
+    idx = np.nonzero(near)
+    volume[idx] = field(np.stack([axes[k][idx[k]] for k in range(3)], axis=1))
     verts, faces, _, _ = measure.marching_cubes(volume, level=0.0, spacing=(VOXEL_M,) * 3)
     verts = verts.astype(np.float64) + lo
     faces = faces.astype(np.int64)
@@ -360,51 +410,51 @@ def _mesh_surface(field: _BodyShape) -> tuple[np.ndarray, np.ndarray]:
     # (Newton steps along the numerical gradient), which evens out marching cubes' slivers.
     adjacency = _vertex_adjacency(faces, len(verts))
     degree = np.asarray(adjacency.sum(axis=1)).ravel()
-    eps = 1e-4
     for _ in range(RELAX_ITERATIONS):
         normals = _vertex_normals(verts, faces)
         delta = (adjacency @ verts) / degree[:, None] - verts
         delta -= np.einsum("ij,ij->i", delta, normals)[:, None] * normals
-        verts = verts + RELAX_STEP * delta
-        for _ in range(2):
-            value = field(verts)
-            grad = np.stack([(field(verts + eps * e) - value) / eps for e in np.eye(3)], axis=1)
-            verts = verts - (value / np.maximum((grad * grad).sum(axis=1), 1e-6))[:, None] * grad
-    return verts, faces
+        verts = _project_to_surface(field, verts + RELAX_STEP * delta, steps=1)
+    return _project_to_surface(field, verts, steps=2), faces
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Skinning weights and parts
 # --------------------------------------------------------------------------------------------------------------
 
-def _bones(points: dict) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """Per SMPL joint: the segment (start, end) of the body part it moves, and how strongly points behind the
-    start are pushed away (so a limb's part begins at its joint, not before it)."""
-    child = {"pelvis": "crotch", "spine1": "spine2", "spine2": "spine3", "spine3": "neck", "neck": "head",
-             "head": "head_top"}
-    limb_child = {"hip": "knee", "knee": "ankle", "ankle": "foot", "foot": "toe_tip", "collar": "shoulder",
+# Where each joint's body part ends: its child joint, or a tip of the skeleton (see _skeleton).
+_TRUNK_PART_END = {"pelvis": "crotch", "spine1": "spine2", "spine2": "spine3", "spine3": "neck", "neck": "head",
+                   "head": "head_top"}
+_LIMB_PART_END = {"hip": "knee", "knee": "ankle", "ankle": "foot", "foot": "toe_tip", "collar": "shoulder",
                   "shoulder": "elbow", "elbow": "wrist", "wrist": "hand", "hand": "finger_tip"}
-    bones = []
-    for name in joint_sets.SMPL_24:
-        if name in child:
-            bones.append((points[name], points[child[name]], 1.0))
-            continue
-        side, part = name.split("_", 1)
-        start = points[side + "_heel"] if part == "ankle" else points[name]  # the heel moves with the ankle
-        bones.append((start, points[f"{side}_{limb_child[part]}"], 1.0 if part == "collar" else 2.5))
-    return bones
+# A limb's part starts at its joint: distance behind the joint counts this much extra when labelling vertices.
+_BEHIND_JOINT_PENALTY = 1.5
 
 
-def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray, behind: float) -> np.ndarray:
+def _part_end(name: str) -> str:
+    if name in _TRUNK_PART_END:
+        return _TRUNK_PART_END[name]
+    side, part = name.split("_", 1)
+    return f"{side}_{_LIMB_PART_END[part]}"
+
+
+def _labelling_segment(name: str, points: dict) -> tuple[np.ndarray, np.ndarray, float]:
+    """(start, end, penalty behind the start) of the segment whose nearest vertices belong to joint `name`."""
+    if name in _TRUNK_PART_END or name.endswith("_collar"):
+        return points[name], points[_part_end(name)], 0.0
+    start = points[name.replace("ankle", "heel")]  # the heel, behind the ankle, turns with the foot
+    return start, points[_part_end(name)], _BEHIND_JOINT_PENALTY
+
+
+def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray, behind_penalty: float) -> np.ndarray:
     ab = b - a
-    length2 = ab @ ab
-    t = ((p - a) @ ab) / length2
+    length2 = ab.dot(ab)
+    t = np.einsum("ij,j->i", p - a, ab) / length2
     closest = a + np.clip(t, 0.0, 1.0)[:, None] * ab
-    radial = np.linalg.norm(p - closest, axis=1)
-    return np.hypot(radial, (behind - 1.0) * np.sqrt(length2) * np.maximum(-t, 0.0))
+    return np.hypot(_norm(p - closest), behind_penalty * np.sqrt(length2) * np.maximum(-t, 0.0))
 
 
-def _uniform_laplacian(faces: np.ndarray, num_vertices: int) -> scipy.sparse.csr_matrix:
+def _uniform_laplacian(faces: np.ndarray, num_vertices: int) -> scipy.sparse.csc_matrix:
     adjacency = _vertex_adjacency(faces, num_vertices)
     degree = np.asarray(adjacency.sum(axis=1)).ravel()
     return (scipy.sparse.diags(degree) - adjacency).tocsc()
@@ -412,12 +462,16 @@ def _uniform_laplacian(faces: np.ndarray, num_vertices: int) -> scipy.sparse.csr
 
 def _skinning_weights(verts: np.ndarray, faces: np.ndarray, points: dict) -> np.ndarray:
     """weights [V, 24]: nearest-bone labels diffused over the surface, floored and renormalised."""
-    distance = np.stack([_segment_distance(verts, a, b, behind) for a, b, behind in _bones(points)], axis=1)
-    labels = distance.argmin(axis=1)
+    distance = np.stack([_segment_distance(verts, *_labelling_segment(name, points))
+                         for name in joint_sets.SMPL_24], axis=1)
+    # Consecutive trunk segments share an end point, so some vertices are exactly as far from both; a nanometre
+    # bias gives such ties to the earlier joint instead of to the last bit of rounding.
+    labels = (distance + 1e-9 * np.arange(NUM_JOINTS)).argmin(axis=1)
     onehot = np.zeros((len(verts), NUM_JOINTS))
     onehot[np.arange(len(verts)), labels] = 1.0
     laplacian = _uniform_laplacian(faces, len(verts))
-    # Implicit heat step (I + t L) W = W0, with t scaled so the blend width is in metres not edges.
+    # One implicit heat step (I + t L) W = W0 (unconditionally stable); t is rescaled from voxels to edges so
+    # the blend width is set in metres, whatever the triangle size.
     edges = verts[faces] - verts[np.roll(faces, 1, axis=1)]
     mean_edge = np.linalg.norm(edges, axis=2).mean()
     time = SKIN_DIFFUSION_TIME * (VOXEL_M / mean_edge) ** 2
@@ -444,17 +498,17 @@ def _tilted_average_weights(verts: np.ndarray, target: np.ndarray, radius: float
     x = offset[near]
     tilt = np.zeros(3)
     for _ in range(60):
-        logits = np.log(prior) + x @ tilt
+        logits = np.log(prior) + np.einsum("ij,j->i", x, tilt)
         w = np.exp(logits - logits.max())
         w /= w.sum()
-        mean = w @ x
+        mean = np.einsum("i,ij->j", w, x)
         if np.abs(mean).max() < 1e-10:
             out = np.zeros(len(verts))
             out[near] = w
             return out
-        cov = (x * w[:, None]).T @ x - np.outer(mean, mean)
+        cov = np.einsum("i,ij,ik->jk", w, x, x) - np.outer(mean, mean)
         step = np.linalg.solve(cov + 1e-12 * np.eye(3), mean)
-        # Damped Newton on the convex log-partition function: keep the step from exploding.
+        # Damped Newton on the convex log-partition function: no weight's logit moves by more than ~30 a step.
         scale = min(1.0, 30.0 / max(np.abs(step).max() * radius, 1e-12))
         tilt -= scale * step
     return np.zeros(0)
@@ -532,9 +586,9 @@ def _component_skeleton(component: str, points: dict) -> tuple[dict, dict]:
             radial[name][:] = 0.015
     elif component == "girth":
         for name in torso:
-            radial[name][:] = 0.09
+            radial[name][:] = 0.10
         for side, _ in sides:
-            for part, g in (("hip", 0.07), ("knee", 0.045), ("collar", 0.06), ("shoulder", 0.06), ("elbow", 0.04)):
+            for part, g in (("hip", 0.08), ("knee", 0.05), ("collar", 0.07), ("shoulder", 0.07), ("elbow", 0.045)):
                 radial[side + part][:] = g
         radial["neck"][:] = 0.05
     elif component == "leg_length":
@@ -585,25 +639,18 @@ def _shape_direction(component: str, verts: np.ndarray, weights: np.ndarray, poi
         profile = np.exp(-(rel[:, 1] / 0.11) ** 2 - (rel[:, 0] / 0.12) ** 2)
         front = 1.0 / (1.0 + np.exp(-(rel[:, 2] - 0.02) / 0.03))
         torso = weights[:, [joint_sets.SMPL_24.index(n) for n in ("pelvis", "spine1", "spine2")]].sum(axis=1)
-        amount = 0.02 * profile * front * torso
+        amount = 0.03 * profile * front * torso
         return np.stack([0.25 * amount * np.tanh(rel[:, 0] / 0.05), np.zeros_like(amount), amount], axis=1)
     delta, radial = _component_skeleton(component, points)
-    bones = {"pelvis": "crotch", "spine1": "spine2", "spine2": "spine3", "spine3": "neck", "neck": "head",
-             **_TIPS}
     direction = np.zeros_like(verts)
     for j, name in enumerate(joint_sets.SMPL_24):
         w = weights[:, j]
         active = w > 0
-        if not active.any():
-            continue
-        if name in bones:
-            end = bones[name]
-        else:
-            end = joint_sets.SMPL_24[int(np.flatnonzero(joint_sets.SMPL_PARENTS == j)[0])]
+        end = _part_end(name)
         a, b = points[name], points[end]
         ab = b - a
         rel = verts[active] - a
-        t = (rel @ ab) / (ab @ ab)
+        t = np.einsum("ij,j->i", rel, ab) / ab.dot(ab)
         along = delta[name] + np.clip(t, 0.0, 1.0)[:, None] * (delta[end] - delta[name])
         perp = rel - t[:, None] * ab
         direction[active] += w[active, None] * (along + radial[name] * perp)
@@ -613,13 +660,16 @@ def _shape_direction(component: str, verts: np.ndarray, weights: np.ndarray, poi
 def _shape_blend_shapes(verts: np.ndarray, weights: np.ndarray, points: dict) -> np.ndarray:
     """shapedirs [V, 3, 10]: the components orthogonalised in order (Gram-Schmidt over the flattened
     displacements), each keeping its own size, like SMPL's PCA basis scaled by its standard deviations."""
+    def dot(a, b):  # einsum, not BLAS: a fixed summation order whatever the thread count (same bytes)
+        return float(np.einsum("i,i->", a, b))
+
     units, columns = [], []
     for component in SHAPE_COMPONENTS:
         d = _shape_direction(component, verts, weights, points).ravel()
-        size = np.linalg.norm(d)
+        size = np.sqrt(dot(d, d))
         for q in units:
-            d = d - (d @ q) * q
-        units.append(d / np.linalg.norm(d))
+            d = d - dot(d, q) * q
+        units.append(d / np.sqrt(dot(d, d)))
         columns.append(size * units[-1])
     return np.stack(columns, axis=1).reshape(len(verts), 3, NUM_BETAS)
 

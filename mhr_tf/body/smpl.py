@@ -401,7 +401,7 @@ def load_body_model(path_or_dir: str | Path | None = None, gender: str = "neutra
     """
     gender = str(gender).lower()
     if gender not in GENDERS:
-        raise BodyModelError(path_or_dir, f"gender '{gender}' is not one of {GENDERS}")
+        raise BodyModelError(path_or_dir or "open body model", f"gender '{gender}' is not one of {GENDERS}")
     if path_or_dir is None:
         path = _open_model_file(gender)
     else:
@@ -449,18 +449,23 @@ def forward_numpy(model: BodyModel, betas: np.ndarray, pose: np.ndarray,
     """SMPL in numpy: betas [B, 10], pose [B, 72] / [B, 24, 3] axis-angle (or [B, 24, 3, 3]), trans [B, 3] metres.
 
     Returns vertices [B, V, 3] and joints [B, 24, 3], float32, metres, in the model's frame (+ trans). The
-    kinematic chain runs in float64; the per-vertex products run in the model's float32 (BLAS matmuls).
+    kinematic chain runs in float64; per-vertex work runs in the model's float32 as 2-D BLAS matmuls on a
+    batch-last [V, 3, B] layout, which needs no copies of the model's arrays.
     """
     betas = np.asarray(betas, np.float64)
     if betas.ndim != 2 or betas.shape[1] != NUM_BETAS:
         raise ValueError(f"betas has shape {betas.shape}, expected [B, {NUM_BETAS}]")
     rotations = _numpy_rotations(pose)  # [B, 24, 3, 3] float64
     num_batch, num_vertices = betas.shape[0], model.num_vertices
-    shape_offsets = model.shapedirs.reshape(-1, NUM_BETAS) @ betas.T.astype(np.float32)  # [3V, B]
-    v_shaped = model.v_template + shape_offsets.T.reshape(num_batch, num_vertices, 3)
-    rest_joints = model.J_regressor.astype(np.float64) @ v_shaped  # [B, 24, 3]
-    pose_feature = (rotations[:, 1:] - np.eye(3)).reshape(num_batch, NUM_POSE_FEATURES).astype(np.float32)
-    v_posed = v_shaped + (model.posedirs.reshape(-1, NUM_POSE_FEATURES) @ pose_feature.T).T.reshape(v_shaped.shape)
+    pose_feature = (rotations[:, 1:] - np.eye(3)).reshape(num_batch, NUM_POSE_FEATURES)
+    v_posed = (model.v_template[:, :, None]
+               + (model.shapedirs.reshape(-1, NUM_BETAS) @ betas.T.astype(np.float32)).reshape(num_vertices, 3, -1)
+               + (model.posedirs.reshape(-1, NUM_POSE_FEATURES) @ pose_feature.T.astype(np.float32))
+               .reshape(num_vertices, 3, -1))  # [V, 3, B]
+    # Rest joints are linear in betas, as in body_constants.
+    J_regressor = model.J_regressor.astype(np.float64)
+    J_shapedirs = (J_regressor @ model.shapedirs.reshape(num_vertices, 3 * NUM_BETAS)).reshape(-1, 3, NUM_BETAS)
+    rest_joints = J_regressor @ model.v_template + np.einsum("jck,bk->bjc", J_shapedirs, betas)  # [B, 24, 3]
     world_rot = np.empty_like(rotations)
     world_joints = np.empty_like(rest_joints)
     for j, parent in enumerate(model.parents):
@@ -472,9 +477,10 @@ def forward_numpy(model: BodyModel, betas: np.ndarray, pose: np.ndarray,
             world_joints[:, j] = world_joints[:, parent] + np.einsum("bik,bk->bi", world_rot[:, parent], offset)
     skin_translation = world_joints - np.einsum("bjik,bjk->bji", world_rot, rest_joints)
     transforms = np.concatenate([world_rot.reshape(num_batch, NUM_JOINTS, 9), skin_translation], axis=-1)
-    blended = model.weights @ transforms.astype(np.float32)  # [B, V, 12]
-    blend_rot = blended[..., :9].reshape(num_batch, num_vertices, 3, 3)
-    vertices = np.einsum("bvik,bvk->bvi", blend_rot, v_posed) + blended[..., 9:]
+    transforms = transforms.transpose(1, 2, 0).reshape(NUM_JOINTS, 12 * num_batch).astype(np.float32)
+    blended = (model.weights @ transforms).reshape(num_vertices, 12, num_batch)  # [V, 12, B]
+    vertices = blended[:, 9:] + sum(blended[:, k:9:3] * v_posed[:, k:k + 1] for k in range(3))  # [V, 3, B]
+    vertices = vertices.transpose(2, 0, 1)
     if trans is not None:
         trans = np.asarray(trans, np.float64)[:, None, :]
         vertices, world_joints = vertices + trans, world_joints + trans
@@ -585,8 +591,10 @@ def smpl_forward(params: Mapping[str, Any], betas: tf.Tensor, pose: tf.Tensor,
     transforms = tf.concat([tf.reshape(world_rot, [num_batch, NUM_JOINTS, 9]), skin_translation], axis=-1)
     transforms = tf.reshape(tf.transpose(transforms, [0, 2, 1]), [num_batch * 12, NUM_JOINTS])
     blended = tf.reshape(tf.matmul(transforms, params["weights"]), [num_batch, 12, num_vertices])
-    blend_rot = tf.reshape(blended[:, :9], [num_batch, 3, 3, num_vertices])  # [B, row, col, V]
-    vertices = tf.reduce_sum(blend_rot * v_posed[:, None], axis=2) + blended[:, 9:]  # [B, 3, V]
+    # tf.split, not slicing: StridedSlice's gradient on [B, 12, V] costs ~5x the whole forward pass on CPU.
+    blend_rot, blend_translation = tf.split(blended, [9, 3], axis=1)
+    blend_rot = tf.reshape(blend_rot, [num_batch, 3, 3, num_vertices])  # [B, row, col, V]
+    vertices = tf.reduce_sum(blend_rot * v_posed[:, None], axis=2) + blend_translation  # [B, 3, V]
     if trans is not None:
         trans = tf.cast(trans, tf.float32)
         vertices, posed_joints = vertices + trans[:, :, None], posed_joints + trans[:, None, :]

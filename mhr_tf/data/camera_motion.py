@@ -6,24 +6,21 @@ person is translated by it, so the composited person moves with the camera as a 
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import tensorflow as tf
 
-# App. A: "we compute optical flow of the Kinetics data using TVL1 [...] computed offline".
-FLOW_METHODS = ("tvl1", "dis")
+from mhr_tf.data import flow as flow_backends
+from mhr_tf.data.surreal import DEPTH_BACKGROUND
 
-
-def _flow_estimator(method: str):
-    import cv2  # OpenCV is only needed offline and by the flow backends.
-    if method == "tvl1":
-        return cv2.optflow.DualTVL1OpticalFlow_create()
-    if method == "dis":
-        return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    raise ValueError(f"unknown flow method {method!r}; expected one of {FLOW_METHODS}")
+# App. A: "we compute optical flow of the Kinetics data using TVL1 [...] computed offline". DIS is the fast option.
+FLOW_METHODS = flow_backends.OPENCV_METHODS
 
 
 def median_flow(frames: np.ndarray, method: str = "tvl1", scale: float = 1.0) -> np.ndarray:
-    """Per-frame median optical flow of a video.
+    """Per-frame median optical flow of a video (App. A: "the median x and y flow for each frame").
 
     frames: [N, H, W, 3] uint8 RGB.
     Returns `median [N-1, 2]` float32, pixels of the input frames: the median (x, y) flow from frame i to i+1.
@@ -33,15 +30,30 @@ def median_flow(frames: np.ndarray, method: str = "tvl1", scale: float = 1.0) ->
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 2:
         raise ValueError(f"median_flow needs frames [N>=2, H, W, 3], got shape {frames.shape}")
-    estimator = _flow_estimator(method)
-    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    flow_backends.opencv_estimator(method)  # an unknown method fails before any work
+    gray = [cv2.cvtColor(np.ascontiguousarray(f, np.uint8), cv2.COLOR_RGB2GRAY) for f in frames]
     if scale != 1.0:
         gray = [cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for g in gray]
+    # The resized size is rounded to whole pixels, so the true zoom differs slightly from `scale` per axis.
+    zoom = np.array([gray[0].shape[1] / frames.shape[2], gray[0].shape[0] / frames.shape[1]], np.float64)
     out = np.empty((len(gray) - 1, 2), np.float32)
     for i in range(len(gray) - 1):
-        flow = estimator.calc(gray[i], gray[i + 1], None)  # [h, w, 2] (x, y)
-        out[i] = np.median(flow.reshape(-1, 2), axis=0) / scale
+        step = flow_backends.gray_flow(gray[i], gray[i + 1], method)  # [h, w, 2] (x, y)
+        out[i] = np.median(step.reshape(-1, 2), axis=0) / zoom
     return out
+
+
+def clip_median_flow(median: np.ndarray, start: int, num_frames: int, zoom: float = 1.0) -> np.ndarray:
+    """The steps `[num_frames - 1, 2]` of a clip cut from a video whose cached `median [N-1, 2]` is in video pixels.
+
+    The clip starts at video frame `start`; `zoom` is the clip's resize factor (clip pixels per video pixel, App. A's
+    crop/resize to 240x320), which scales the flow; the crop offset does not change it.
+    """
+    median = np.asarray(median, np.float32)
+    if start < 0 or start + num_frames - 1 > len(median):
+        raise ValueError(f"clip_median_flow: frames {start}..{start + num_frames - 1} need steps {start}.."
+                         f"{start + num_frames - 2}, but the cache has {len(median)} steps ({len(median) + 1} frames)")
+    return median[start:start + num_frames - 1] * np.float32(zoom)
 
 
 def integrate_relative_to_centre(median: np.ndarray) -> np.ndarray:
@@ -93,16 +105,13 @@ def follow_camera(example: dict, seed: tf.Tensor, *, track: bool = True) -> dict
     shift = tf.round(tf.convert_to_tensor(example["camera_shift"], tf.float32))
     out = dict(example)
     out["person_rgb"] = translate_frames(example["person_rgb"], shift)
-    out["segm"] = translate_frames(example["segm"][..., None], shift)[..., 0]
+    out["segm"] = translate_frames(tf.convert_to_tensor(example["segm"])[..., None], shift)[..., 0]
     # Depth outside the rendered person is SURREAL's background value, so uncovered pixels get it too.
-    out["depth"] = translate_frames(example["depth"][..., None], shift, fill_value=BACKGROUND_DEPTH)[..., 0]
+    out["depth"] = translate_frames(tf.convert_to_tensor(example["depth"])[..., None], shift,
+                                    fill_value=DEPTH_BACKGROUND)[..., 0]
     for key in ("joints2d", "joints14_2d"):
-        out[key] = example[key] + shift[:, None, :]
+        out[key] = tf.convert_to_tensor(example[key], tf.float32) + shift[:, None, :]
     return out
-
-
-# SURREAL's `_depth.mat` stores 1e10 wherever no body was rendered.
-BACKGROUND_DEPTH = 1e10
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -112,20 +121,22 @@ CACHE_SUFFIX = ".motion.npz"
 CACHE_VERSION = 1
 
 
-def cache_path(video_path) -> "Path":
-    from pathlib import Path
+def cache_path(video_path) -> Path:
     video_path = Path(video_path)
     return video_path.with_name(video_path.name + CACHE_SUFFIX)
 
 
-def preprocess_video(video_path, method: str = "tvl1", scale: float = 0.5, overwrite: bool = False) -> "Path":
+def preprocess_video(video_path, method: str = "tvl1", scale: float = 0.5, overwrite: bool = False, *,
+                     reader=None) -> Path:
     """Computes the per-frame median flow of a background video and caches it beside the video.
 
     Resumable: an existing valid cache is kept unless `overwrite`. Written atomically (temp file, then rename).
+    `reader(path) -> frames [N, H, W, 3] uint8 RGB` decodes the video (default `videos.read_video`).
     Returns the cache path.
     """
-    import os
-    from mhr_tf.data import videos
+    if reader is None:
+        from mhr_tf.data import videos
+        reader = videos.read_video
     target = cache_path(video_path)
     if target.exists() and not overwrite:
         try:
@@ -134,7 +145,7 @@ def preprocess_video(video_path, method: str = "tvl1", scale: float = 0.5, overw
                     return target
         except Exception:  # a broken cache from an interrupted run is recomputed
             pass
-    frames = videos.read_video(video_path)
+    frames = reader(video_path)
     median = median_flow(frames, method=method, scale=scale)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp.npz")
     np.savez(tmp, version=np.int64(CACHE_VERSION), median_flow=median, method=np.str_(method),
@@ -146,13 +157,17 @@ def preprocess_video(video_path, method: str = "tvl1", scale: float = 0.5, overw
 def load_median_flow(video_path) -> np.ndarray:
     """The cached `median_flow [N-1, 2]` of a video, in the video's own pixels. Names the script to run if absent."""
     target = cache_path(video_path)
-    try:
-        with np.load(target) as cached:
-            return np.asarray(cached["median_flow"], np.float32)
-    except FileNotFoundError:
+    if not target.exists():
         raise FileNotFoundError(
             f"{target}: no camera-motion cache for background video {video_path}; run "
-            f"`python scripts/preprocess_backgrounds.py --root <background root>` first") from None
-    except (KeyError, ValueError, OSError) as error:
-        raise ValueError(f"{target}: unreadable camera-motion cache ({error}); rerun "
-                         f"scripts/preprocess_backgrounds.py with --overwrite") from None
+            f"`python scripts/preprocess_backgrounds.py --root <background root>` first")
+    try:
+        with np.load(target) as cached:
+            median = np.asarray(cached["median_flow"], np.float32)
+    except Exception as error:  # zip, pickle or key errors from a truncated or foreign file
+        raise ValueError(f"{target}: unreadable camera-motion cache, field 'median_flow' ({type(error).__name__}: "
+                         f"{error}); rerun scripts/preprocess_backgrounds.py with --overwrite") from None
+    if median.ndim != 2 or median.shape[1] != 2:
+        raise ValueError(f"{target}: field 'median_flow' has shape {median.shape}, expected [N-1, 2] (x, y) pixels; "
+                         f"rerun scripts/preprocess_backgrounds.py with --overwrite")
+    return median

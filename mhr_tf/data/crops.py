@@ -24,6 +24,7 @@ def hmr_boxes(keypoints: tf.Tensor, valid: tf.Tensor,
     diagonal spans `person_px` of a 224-pixel crop, whatever the crop size) and `ok [T]` bool (at least two valid
     keypoints).
     """
+    keypoints = tf.convert_to_tensor(keypoints, tf.float32)
     valid = tf.convert_to_tensor(valid, tf.bool)
     big = tf.constant(1e9, tf.float32)
     lo = tf.reduce_min(tf.where(valid[..., None], keypoints, big), axis=1)
@@ -41,7 +42,7 @@ def fill_missing_boxes(centre: tf.Tensor, size: tf.Tensor, ok: tf.Tensor) -> tup
     detection would. Requires at least one `ok` frame."""
     t = tf.shape(ok)[0]
     index = tf.range(t)
-    earlier = tf.maximum(tf.scan(lambda last, i: tf.where(ok[i], i, last), index, initializer=tf.constant(-1)), -1)
+    earlier = tf.scan(lambda last, i: tf.where(ok[i], i, last), index, initializer=tf.constant(-1))
     later = tf.reverse(tf.scan(lambda nxt, i: tf.where(ok[i], i, nxt), tf.reverse(index, [0]),
                                initializer=t), [0])
     source = tf.where(earlier >= 0, earlier, later)
@@ -56,14 +57,18 @@ def paired_crops(images: tf.Tensor, centre: tf.Tensor, size: tf.Tensor, crop_siz
     images: [T, H, W, C]; centre [T, 2]; size [T] (only the first T-1 boxes are used). Outside the image is 0.
     """
     images = tf.convert_to_tensor(images)
-    shape = tf.shape(images)
-    t = shape[0]
-    boxes = geometry.crop_and_resize_boxes(centre[:-1], size[:-1], (images.shape[1], images.shape[2]), crop_size)
+    height, width, channels = images.shape[1:]
+    if height is None or width is None or channels is None:
+        raise ValueError(f"paired_crops: images need a static frame size [T, H, W, C], got {images.shape}")
+    t = tf.shape(images)[0]
+    centre = tf.convert_to_tensor(centre, tf.float32)
+    size = tf.convert_to_tensor(size, tf.float32)
+    boxes = geometry.crop_and_resize_boxes(centre[:-1], size[:-1], (height, width), crop_size)
     boxes = tf.repeat(tf.cast(boxes, tf.float32), 2, axis=0)  # [2(T-1), 4]: box t, box t, box t+1, box t+1, ...
     frame_index = tf.reshape(tf.stack([tf.range(t - 1), tf.range(1, t)], axis=1), [-1])
     crops = tf.image.crop_and_resize(tf.cast(images, tf.float32), boxes, frame_index, [crop_size, crop_size],
                                      method=method)
-    return tf.reshape(crops, [t - 1, 2, crop_size, crop_size, images.shape[-1]])
+    return tf.reshape(crops, [t - 1, 2, crop_size, crop_size, channels])
 
 
 def keypoints_in_pair_boxes(points: tf.Tensor, centre: tf.Tensor, size: tf.Tensor,
@@ -72,6 +77,9 @@ def keypoints_in_pair_boxes(points: tf.Tensor, centre: tf.Tensor, size: tf.Tenso
 
     Returns `(current, future)`, each `[T-1, K, 2]`: frame t and frame t+1, both in box t.
     """
+    points = tf.convert_to_tensor(points, tf.float32)
+    centre = tf.convert_to_tensor(centre, tf.float32)
+    size = tf.convert_to_tensor(size, tf.float32)
     current = geometry.image_to_crop(points[:-1], centre[:-1], size[:-1], crop_size)
     future = geometry.image_to_crop(points[1:], centre[:-1], size[:-1], crop_size)
     return current, future

@@ -10,6 +10,7 @@ The OpenCV backends are Python steps (tf.numpy_function); the SavedModel backend
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -18,50 +19,72 @@ import tensorflow as tf
 # and "we expand 2 channels to 3 by adding an extra channel which is the flow magnitude".
 FLOW_DIVISOR = 20.0
 FLOW_CHANNELS = 3
+OPENCV_METHODS = ("dis", "tvl1")
+SAVED_MODEL_PREFIX = "saved_model:"
+
+# One estimator per thread and method: OpenCV releases the GIL inside `calc`, and an estimator keeps per-call
+# buffers, so tf.data's parallel map must never run one instance from two threads at once.
+_ESTIMATORS = threading.local()
 
 
-@functools.lru_cache(maxsize=None)
-def _opencv_estimator(method: str):
-    import cv2
-    if method == "dis":
-        return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    if method == "tvl1":
-        return cv2.optflow.DualTVL1OpticalFlow_create()
-    raise ValueError(f"unknown flow backend {method!r}: expected 'dis', 'tvl1' or 'saved_model:<dir>'")
+def opencv_estimator(method: str):
+    """This thread's OpenCV dense-flow estimator for `method` ('dis' or 'tvl1'), created once per thread."""
+    if method not in OPENCV_METHODS:
+        raise ValueError(f"unknown flow backend {method!r}: expected 'dis', 'tvl1' or '{SAVED_MODEL_PREFIX}<dir>'")
+    cache = _ESTIMATORS.__dict__
+    if method not in cache:
+        import cv2  # OpenCV is only needed by the Python flow steps
+        cache[method] = (cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) if method == "dis"
+                         else cv2.optflow.DualTVL1OpticalFlow_create())
+    return cache[method]
+
+
+def gray_flow(first: np.ndarray, second: np.ndarray, method: str) -> np.ndarray:
+    """Flow `[H, W, 2]` float32 (x, y) pixels from `first` to `second`, both `[H, W]` uint8 grey."""
+    return opencv_estimator(method).calc(first, second, None)
 
 
 def opencv_flow(pairs: np.ndarray, method: str) -> np.ndarray:
     """pairs: [N, 2, H, W, 3] RGB (float or uint8, 0..255) -> flow [N, H, W, 2] float32 (x, y) pixels, 1st -> 2nd."""
     import cv2
-    estimator = _opencv_estimator(method)
-    pairs = np.clip(np.asarray(pairs), 0, 255).astype(np.uint8)
+    opencv_estimator(method)  # an unknown method fails before any work
+    pairs = np.clip(np.rint(np.asarray(pairs, np.float32)), 0, 255).astype(np.uint8)
     out = np.empty(pairs.shape[:1] + pairs.shape[2:4] + (2,), np.float32)
     for i, (first, second) in enumerate(pairs):
-        out[i] = estimator.calc(cv2.cvtColor(first, cv2.COLOR_RGB2GRAY), cv2.cvtColor(second, cv2.COLOR_RGB2GRAY),
-                                None)
+        out[i] = gray_flow(cv2.cvtColor(first, cv2.COLOR_RGB2GRAY), cv2.cvtColor(second, cv2.COLOR_RGB2GRAY), method)
     return out
 
 
 @functools.lru_cache(maxsize=4)
 def _load_saved_model(path: str):
-    model = tf.saved_model.load(path)
-    fn = model.signatures.get("serving_default") if hasattr(model, "signatures") else None
-    return model, fn
+    # Loaded outside any graph being traced (tf.data traces its map functions), so the model's variables are
+    # created once, eagerly, and captured by every trace.
+    with tf.init_scope():
+        try:
+            model = tf.saved_model.load(path)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path}: flow backend '{SAVED_MODEL_PREFIX}{path}' is not a readable SavedModel "
+                             f"({error})") from None
+    if not callable(model):
+        raise ValueError(f"{path}: the SavedModel has no __call__; expected a tf.Module whose __call__(image1, "
+                         f"image2) takes [N, H, W, 3] float32 RGB 0..255 and returns [N, H, W, 2] flow in pixels")
+    return model
 
 
 def compute_flow(pairs: tf.Tensor, backend: str = "dis") -> tf.Tensor:
     """pairs: [N, 2, H, W, 3] float32 RGB 0..255 -> flow [N, H, W, 2] float32 (x, y) pixels."""
     pairs = tf.convert_to_tensor(pairs, tf.float32)
-    if backend.startswith("saved_model:"):
-        model, _ = _load_saved_model(backend.split(":", 1)[1])
+    out_shape = pairs.shape[:1].concatenate(pairs.shape[2:4]).concatenate([2])
+    if backend.startswith(SAVED_MODEL_PREFIX):
+        model = _load_saved_model(backend[len(SAVED_MODEL_PREFIX):])
         flow = model(pairs[:, 0], pairs[:, 1])
-        return tf.ensure_shape(tf.cast(flow, tf.float32), pairs.shape[:1].concatenate(pairs.shape[2:4]) + [2])
-    _opencv_estimator(backend)  # fail early, at graph construction, on an unknown backend name
+        return tf.ensure_shape(tf.cast(flow, tf.float32), out_shape)
+    opencv_estimator(backend)  # fail early, at graph construction, on an unknown backend name
     flow = tf.numpy_function(lambda p: opencv_flow(p, backend), [pairs], tf.float32, stateful=False)
-    return tf.ensure_shape(flow, pairs.shape[:1].concatenate(pairs.shape[2:4]).concatenate([2]))
+    return tf.ensure_shape(flow, out_shape)
 
 
 def flow_channels(flow: tf.Tensor) -> tf.Tensor:
-    """[..., 2] flow in pixels -> [..., 3] network channels: flow / 20 and its magnitude (App. B)."""
-    scaled = flow / FLOW_DIVISOR
+    """[..., 2] flow in pixels -> [..., 3] network channels: flow / 20 and the magnitude of that (App. B)."""
+    scaled = tf.convert_to_tensor(flow, tf.float32) / FLOW_DIVISOR
     return tf.concat([scaled, tf.norm(scaled, axis=-1, keepdims=True)], axis=-1)

@@ -5,6 +5,7 @@ they look like a detector's output on real video.
 """
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from mhr_tf.body import joints as joint_sets
@@ -13,7 +14,8 @@ from mhr_tf.body import joints as joint_sets
 # in the 224-pixel crops of App. A.
 HEATMAP_SIGMA_PX = 10.0
 HEATMAP_REFERENCE_CROP = 224
-# App. B: "at least 20cm behind the depth map of the mesh in 3D are considered hidden".
+# App. B: "at least 20cm behind the depth map of the mesh in 3D are considered hidden". SURREAL's depth is the
+# distance along each pixel's ray (data/surreal.py), so a joint's depth is its distance from the camera centre.
 DEPTH_HIDE_MARGIN_M = 0.20
 # App. B: "We then unhide all leg keypoints with a 50% probability".
 LEG_UNHIDE_PROBABILITY = 0.5
@@ -23,11 +25,14 @@ FLIP_PROBABILITY = 0.05
 # The heatmap joints are the first 12 of LSP-14, so heatmap joint k is `joints14[..., k, :]`.
 assert joint_sets.HEATMAP_12 == joint_sets.LSP_14[:12]
 NUM_HEATMAPS = len(joint_sets.HEATMAP_12)
-IS_LEG = tf.constant([name in joint_sets.LEG_JOINTS for name in joint_sets.HEATMAP_12])
+IS_LEG = np.array([name in joint_sets.LEG_JOINTS for name in joint_sets.HEATMAP_12])  # [12] bool: hips, knees, ankles
 
 
-def _pixel_lookup(image: tf.Tensor, points: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Value of `image [T, H, W]` at the nearest pixel of each of `points [T, K, 2]` (x, y), and whether it is inside."""
+def pixel_lookup(image: tf.Tensor, points: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Value of `image [T, H, W]` at the nearest pixel of each of `points [T, K, 2]` (x, y), and whether that pixel is
+    inside the image (`[T, K]` each; outside points read the nearest border pixel)."""
+    image = tf.convert_to_tensor(image)
+    points = tf.convert_to_tensor(points, tf.float32)
     shape = tf.shape(image)
     height, width = shape[1], shape[2]
     pixel = tf.cast(tf.round(points), tf.int32)
@@ -46,23 +51,25 @@ def keypoint_visibility(example: dict, seed: tf.Tensor, *, leg_unhide_probabilit
     frame -> hidden; 4. at least 20 cm behind the rendered depth -> hidden (a limb behind the body); then 5. with
     probability 0.5 all leg keypoints of the clip are unhidden; 6. each keypoint flips (hidden <-> visible) with
     probability 0.05.
-    Reads `joints14_2d [T,14,2]` (frame pixels), `joints14_cam [T,14,3]`, `depth [T,H,W]`, optional `occluder`,
-    `occluded [T]`. Writes `keypoints_visible [T, 12]` bool.
+    Reads `joints14_2d [T,14,2]` (frame pixels), `joints14_cam [T,14,3]` (metres, camera frame), `depth [T,H,W]`
+    (metres along each pixel's ray, SURREAL's convention), optional `occluder [T,H,W]` bool and `occluded [T]`.
+    Writes `keypoints_visible [T, 12]` bool.
     """
-    points = example["joints14_2d"][:, :NUM_HEATMAPS]
-    depth_at, inside = _pixel_lookup(example["depth"], points)
+    points = tf.convert_to_tensor(example["joints14_2d"], tf.float32)[:, :NUM_HEATMAPS]
+    depth_at, inside = pixel_lookup(tf.cast(example["depth"], tf.float32), points)
     visible = inside
     if "occluder" in example:
-        covered, _ = _pixel_lookup(example["occluder"], points)
+        covered, _ = pixel_lookup(example["occluder"], points)
         visible &= ~covered
     if "occluded" in example:
         visible &= ~tf.cast(example["occluded"], tf.bool)[:, None]
-    z = example["joints14_cam"][:, :NUM_HEATMAPS, 2]
-    visible &= ~(z >= depth_at + depth_margin_m)
+    # Rule 4 compares like with like: the joint's distance along its own ray with the ray depth at its pixel.
+    ray_distance = tf.norm(tf.convert_to_tensor(example["joints14_cam"], tf.float32)[:, :NUM_HEATMAPS], axis=-1)
+    visible &= ~(ray_distance >= depth_at + depth_margin_m)
 
     seeds = tf.random.experimental.stateless_split(seed, 2)
     unhide_legs = tf.random.stateless_uniform([], seeds[0]) < leg_unhide_probability
-    visible |= unhide_legs & IS_LEG[None, :]
+    visible |= tf.logical_and(unhide_legs, IS_LEG[None, :])
     flip = tf.random.stateless_uniform(tf.shape(visible), seeds[1]) < flip_probability
     out = dict(example)
     out["keypoints_visible"] = tf.math.logical_xor(visible, flip)
@@ -74,6 +81,7 @@ def gaussian_heatmaps(points: tf.Tensor, visible: tf.Tensor, size: int, sigma: f
 
     points: [N, K, 2] (x, y) in crop pixels (pixel centres at integers); visible: [N, K] bool (hidden -> all zero).
     """
+    points = tf.convert_to_tensor(points, tf.float32)
     coords = tf.range(size, dtype=tf.float32)
     dx = coords[None, :, None] - points[:, None, :, 0]  # [N, W, K]
     dy = coords[None, :, None] - points[:, None, :, 1]  # [N, H, K]

@@ -134,9 +134,13 @@ class SyntheticSource:
         self.clips = [e for e in surreal.build_manifest(surreal_root, split) if e.frames >= num_frames]
         if not self.clips:
             raise ValueError(f"{surreal_root}: no SURREAL clip of the '{split}' split has {num_frames} frames or more")
-        self.backgrounds = [p for p in videos.list_videos(background_root)]
+        self.backgrounds = [entry.path for entry in videos.list_videos(background_root)]
         if not self.backgrounds:
             raise ValueError(f"{background_root}: no background videos (expected <root>/<label>/<id>.mp4)")
+        missing = [p for p in self.backgrounds if not camera_motion.cache_path(p).exists()]
+        if len(missing) == len(self.backgrounds):
+            raise FileNotFoundError(f"{background_root}: no background video has its camera-motion cache yet; run "
+                                    f"`python scripts/preprocess_backgrounds.py --root {background_root}`")
         self._body_model_path = body_model_path
         self._bodies: dict[str, object] = {}
         self._lock = threading.Lock()
@@ -180,11 +184,10 @@ class SyntheticSource:
         joints14_2d = geometry.project(joints14_cam.astype(np.float64), clip.intrinsics)
         joints2d = geometry.project(clip.joints3d_cam.astype(np.float64), clip.intrinsics)
 
-        bg = videos.sample_background_clip(background_path, t, rng, out_hw=IMAGE_HW)
-        step_flow = camera_motion.load_clip_motion(background_path, bg)
-        shift = camera_motion.integrate_relative_to_centre(step_flow)
+        bg_frames, crop = videos.sample_background_clip(background_path, t, rng, out_hw=IMAGE_HW)
+        shift = camera_motion.integrate_relative_to_centre(clip_median_flow(background_path, crop, t))
         k, xy_scale = occlusion.sample_slic_parameters(rng)
-        superpixels = occlusion.slic_4d(bg.frames, shift, k, xy_scale, downsample=self.augmentation.slic_downsample)
+        superpixels = occlusion.slic_4d(bg_frames, shift, k, xy_scale, downsample=self.augmentation.slic_downsample)
 
         tracked = joints14_2d + (np.round(shift)[:, None, :] if self.augmentation.track_camera else 0.0)
         inside = ((tracked[..., 0] >= 0) & (tracked[..., 0] < IMAGE_HW[1]) &
@@ -197,9 +200,23 @@ class SyntheticSource:
             "joints2d": joints2d.astype(np.float32), "joints3d_cam": clip.joints3d_cam.astype(np.float32),
             "joints14_2d": joints14_2d.astype(np.float32), "joints14_cam": joints14_cam.astype(np.float32),
             "pose_cam": clip.pose_cam.astype(np.float32), "betas": clip.betas.astype(np.float32),
-            "background": bg.frames, "camera_shift": shift.astype(np.float32),
+            "background": bg_frames, "camera_shift": shift.astype(np.float32),
             "superpixels": superpixels.astype(np.int32), "ok": np.array(True),
         }
+
+
+def clip_median_flow(video_path, crop, num_frames: int) -> np.ndarray:
+    """The cached per-step median flow `[T-1, 2]` of a sampled background clip, in the clip's (resized) pixels.
+
+    The cache holds the video's flow in its own pixels; resizing scales it, cropping does not change it.
+    """
+    median = camera_motion.load_median_flow(video_path)[crop.start:crop.start + num_frames - 1]
+    if len(median) != num_frames - 1:
+        raise ValueError(f"{camera_motion.cache_path(video_path)}: camera motion covers {len(median) + 1} frames "
+                         f"from frame {crop.start}, the clip needs {num_frames}; rerun preprocess_backgrounds.py "
+                         f"--overwrite")
+    zoom = np.array([crop.resized_hw[1] / crop.source_hw[1], crop.resized_hw[0] / crop.source_hw[0]], np.float32)
+    return median * zoom
 
 
 def _python_source(source, index: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -369,14 +386,18 @@ def target_windows(tracks, num_frames: int, mode: str = "cover", seed: int = 0) 
 
 
 def target_example(window: dict, *, channels: Channels, crop_size: int, flow_backend: str,
-                   confidence: float = KEYPOINT_CONFIDENCE, min_keypoints: int = MIN_KEYPOINTS) -> dict:
+                   confidence: float = KEYPOINT_CONFIDENCE, min_keypoints: int = MIN_KEYPOINTS,
+                   image_hw: tuple[int, int] | None = None) -> dict:
     """One window of a 3DPW-format track -> features (App. A's evaluation rules), TF ops only.
 
     Keypoints above `confidence` are visible and drawn as heatmaps; frames with fewer than `min_keypoints` visible
-    keypoints (and padding frames) become total occlusions, which the evaluation does not score.
+    keypoints (and padding frames) become total occlusions, which the evaluation does not score. `image_hw`: the
+    frames' (H, W), which the paired crops need statically (`make_target_dataset` reads it off the JPEGs).
     """
     frames = tf.map_fn(lambda p: tf.io.decode_jpeg(tf.io.read_file(p), channels=3), window["image_paths"],
                        fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+    if image_hw is not None:
+        frames = tf.ensure_shape(frames, [None, image_hw[0], image_hw[1], 3])
     kp = window["keypoints"]
     visible = kp[..., 2] > confidence  # [T, 14]
     occluded = (tf.reduce_sum(tf.cast(visible, tf.int32), axis=1) < min_keypoints) | window["padding"]
@@ -406,11 +427,46 @@ def make_target_dataset(threedpw_root, split: str = "test", num_frames: int = NU
     channels = channels or Channels()
     tracks = tracks if tracks is not None else threedpw.load_split(threedpw_root, split)
     table = target_windows(tracks, num_frames, windows, seed)
-    ds = tf.data.Dataset.from_tensor_slices(table)
-    if repeat:
-        ds = ds.shuffle(len(table["track"]), seed=seed, reshuffle_each_iteration=True).repeat()
-    ds = ds.map(lambda w: target_example(w, channels=channels, crop_size=crop_size, flow_backend=flow_backend),
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    # The paired crops need a static frame size, and 3DPW mixes portrait and landscape sequences: one sub-dataset
+    # per frame size (runs of consecutive windows, so that "cover" keeps its order; all windows of a size when
+    # sampling at random), each with its size fixed.
+    track_hw = [_jpeg_hw(track.image_paths[0]) for track in tracks]
+    window_hw = [track_hw[i] for i in table["track"]]
+    groups: list[tuple[tuple[int, int], list[int]]] = []  # (frame size, window rows)
+    for row, hw in enumerate(window_hw):
+        if repeat:
+            group = next((g for g in groups if g[0] == hw), None)
+        else:
+            group = groups[-1] if groups and groups[-1][0] == hw else None
+        if group is None:
+            group = (hw, [])
+            groups.append(group)
+        group[1].append(row)
+    parts = []
+    for hw, rows in groups:
+        part = tf.data.Dataset.from_tensor_slices({k: v[rows] for k, v in table.items()})
+        if repeat:
+            part = part.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True).repeat()
+        parts.append(part.map(lambda w, hw=hw: target_example(w, channels=channels, crop_size=crop_size,
+                                                              flow_backend=flow_backend, image_hw=hw),
+                              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
+    ds = parts[0]
+    if repeat and len(parts) > 1:  # windows drawn uniformly over the whole split, as from one shuffled table
+        ds = tf.data.Dataset.sample_from_datasets(parts, weights=[len(rows) / len(window_hw) for _, rows in groups],
+                                                  seed=seed)
+    else:
+        for part in parts[1:]:
+            ds = ds.concatenate(part)
     ds = ds.batch(batch_size, drop_remainder=repeat).prefetch(tf.data.AUTOTUNE)
     ds.tracks = tracks
     return ds
+
+
+def _jpeg_hw(path: str) -> tuple[int, int]:
+    """(H, W) of a JPEG frame, from its header."""
+    try:
+        shape = tf.io.extract_jpeg_shape(tf.io.read_file(path)).numpy()
+    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as error:
+        raise FileNotFoundError(f"{path}: missing or not a JPEG frame ({error.message.splitlines()[0]}) — expected "
+                                "a 3DPW-layout imageFiles/<seq>/image_%05d.jpg") from None
+    return int(shape[0]), int(shape[1])

@@ -135,11 +135,12 @@ def mirror_images(images) -> np.ndarray:
     return np.ascontiguousarray(np.flip(images, axis=2))
 
 
-def mirror_joints2d(joints2d, intrinsics: Intrinsics = SURREAL_INTRINSICS) -> np.ndarray:
-    """u -> 2 cx - u on `[..., 2]` pixels: the image of MIRROR_X, so it takes the projection of a point in one view to
-    its projection in the other."""
+def mirror_joints2d(joints2d) -> np.ndarray:
+    """u -> 2 cx - u on `[..., 2]` pixels: the projection of MIRROR_X, taking a point's projection in one view to its
+    projection in the other. SURREAL's cx = 160 is the frame's centre line in Blender's raster coordinates (pixel c
+    spans [c, c + 1]), so this is the same flip as `mirror_images`."""
     joints2d = np.array(joints2d)
-    joints2d[..., 0] = 2.0 * intrinsics.cx - joints2d[..., 0]
+    joints2d[..., 0] = 2.0 * SURREAL_INTRINSICS.cx - joints2d[..., 0]
     return joints2d
 
 
@@ -201,13 +202,18 @@ def camera_to_surreal_world(pose_cam, joints3d_cam, cam_loc, zrot) -> tuple[np.n
     return pose_from_camera(pose_cam, zrot), joints_from_camera(joints3d_cam, cam_loc)
 
 
-def _pixel_ray_norms(intrinsics: Intrinsics, hw: tuple[int, int]) -> np.ndarray:
-    """`[H, W]` length of the ray through each pixel centre per metre of planar depth."""
-    v, u = np.mgrid[0:hw[0], 0:hw[1]].astype(np.float64)
-    return np.sqrt(((u - intrinsics.cx) / intrinsics.fx) ** 2 + ((v - intrinsics.cy) / intrinsics.fy) ** 2 + 1.0)
+def _pixel_ray_norms(hw: tuple[int, int]) -> np.ndarray:
+    """`[H, W]` length of the ray through each pixel per metre of planar depth, for SURREAL's camera.
+
+    Blender traces pixel (row r, column c) through raster point (c + 0.5, r + 0.5), with the principal point (cx, cy)
+    on the frame's centre lines; the lengths are then symmetric under `mirror_images`.
+    """
+    k = SURREAL_INTRINSICS
+    v, u = np.mgrid[0:hw[0], 0:hw[1]].astype(np.float64) + 0.5
+    return np.sqrt(((u - k.cx) / k.fx) ** 2 + ((v - k.cy) / k.fy) ** 2 + 1.0)
 
 
-def planar_depth_from_ray_distance(depth, intrinsics: Intrinsics = SURREAL_INTRINSICS) -> np.ndarray:
+def planar_depth_from_ray_distance(depth) -> np.ndarray:
     """SURREAL's `depth [..., H, W]` (Cycles' Z pass, distance to the camera centre) -> planar z, same shape.
 
     Cycles writes the distance along the ray, unlike Blender Internal and most renderers (blender.stackexchange
@@ -215,14 +221,14 @@ def planar_depth_from_ray_distance(depth, intrinsics: Intrinsics = SURREAL_INTRI
     (DEPTH_BACKGROUND) stays as it is.
     """
     depth = np.asarray(depth)
-    planar = depth / _pixel_ray_norms(intrinsics, depth.shape[-2:])
+    planar = depth / _pixel_ray_norms(depth.shape[-2:])
     return np.where(depth >= DEPTH_BACKGROUND, depth, planar).astype(depth.dtype)
 
 
-def ray_distance_from_planar_depth(depth_z, intrinsics: Intrinsics = SURREAL_INTRINSICS) -> np.ndarray:
+def ray_distance_from_planar_depth(depth_z) -> np.ndarray:
     """Planar z `[..., H, W]` (a z-buffer) -> SURREAL's convention; inverse of `planar_depth_from_ray_distance`."""
     depth_z = np.asarray(depth_z)
-    ray = depth_z * _pixel_ray_norms(intrinsics, depth_z.shape[-2:])
+    ray = depth_z * _pixel_ray_norms(depth_z.shape[-2:])
     return np.where(depth_z >= DEPTH_BACKGROUND, depth_z, ray).astype(depth_z.dtype)
 
 
@@ -298,11 +304,12 @@ def _per_frame(mat, name, path, num_frames) -> np.ndarray:
     return np.broadcast_to(value.reshape(-1), (num_frames,))
 
 
-class _Info(NamedTuple):
+class SurrealInfo(NamedTuple):
+    """The `_info.mat` fields the decoder uses, checked and frame-major."""
     num_frames: int
     pose: np.ndarray  # [T, 72] float32
-    joints2d: np.ndarray  # [T, 24, 2] float32
-    joints3d_world: np.ndarray  # [T, 24, 3] float32
+    joints2d: np.ndarray  # [T, 24, 2] float32, pixels, as stored (SURREAL's mirrored view)
+    joints3d_world: np.ndarray  # [T, 24, 3] float32, metres, SURREAL's world
     betas: np.ndarray  # [T, 10] float32
     zrot: np.ndarray  # [T] float32
     genders: tuple[str, ...]  # [T]
@@ -324,7 +331,7 @@ def _num_frames(mat, path) -> int:
     return pose.shape[1]
 
 
-def read_info(info_path) -> _Info:
+def read_info(info_path) -> SurrealInfo:
     """Reads and checks the fields of an `_info.mat` the decoder uses; per-frame arrays come out frame-major."""
     info_path = Path(info_path)
     mat = _loadmat(info_path, ["joints2D", "joints3D", "pose", "shape", "camLoc", "zrot", "gender"])
@@ -335,7 +342,7 @@ def read_info(info_path) -> _Info:
     cam_loc = _numeric_field(mat, "camLoc", info_path)
     if cam_loc.size != 3:
         raise _shape_error(info_path, "camLoc", cam_loc, "(3, 1)", num_frames)
-    return _Info(
+    return SurrealInfo(
         num_frames=num_frames,
         pose=mat["pose"].T.astype(np.float32),
         joints2d=_per_joint(mat, "joints2D", 2, info_path, num_frames).astype(np.float32),
@@ -382,10 +389,13 @@ def _read_frames(mp4_path: Path, indices: np.ndarray, num_frames: int, info_path
         raise SurrealFormatError(f"{mp4_path}: missing (the clip's video)")
     first, count = int(indices.min()), int(indices.max() - indices.min() + 1)
     whole = len(indices) == num_frames
-    video = videos.read_video(mp4_path, start=first, num_frames=None if whole else count)
+    mismatch = f"— expected T = {num_frames} as in {info_path.name}"
+    try:
+        video = videos.read_video(mp4_path, start=first, num_frames=None if whole else count)
+    except videos.VideoTooShortError as err:
+        raise SurrealFormatError(f"{err} {mismatch}") from err
     if len(video) != count:  # `count` is T when the whole clip was read
-        raise SurrealFormatError(f"{mp4_path}: has {first + len(video)} frames — expected T = {num_frames} as in "
-                                 f"{info_path.name}")
+        raise SurrealFormatError(f"{mp4_path}: has {first + len(video)} frames {mismatch}")
     if video.shape[1:] != SURREAL_IMAGE_HW + (3,):
         raise SurrealFormatError(f"{mp4_path}: frames are {video.shape[1:]} — expected {SURREAL_IMAGE_HW + (3,)}")
     return video[indices - first]
@@ -466,11 +476,11 @@ def _scan(root: Path, split: str) -> list[ManifestEntry]:
 def _read_manifest(cache: Path, root: Path) -> list[ManifestEntry] | None:
     try:
         data = json.loads(cache.read_text())
-    except (OSError, ValueError):
+        if data["version"] != MANIFEST_VERSION:
+            return None
+        return [ManifestEntry(root / rel, int(n), gender) for rel, n, gender in data["clips"]]
+    except (OSError, ValueError, KeyError, TypeError):  # unreadable or from another layout: scan again
         return None
-    if data.get("version") != MANIFEST_VERSION:
-        return None
-    return [ManifestEntry(root / rel, int(n), gender) for rel, n, gender in data["clips"]]
 
 
 def build_manifest(root, split: str, rebuild: bool = False) -> list[ManifestEntry]:

@@ -20,8 +20,6 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".m
 # FourCC per container for writing, each checked to write AND read back with the OpenCV here (5.0, FFmpeg):
 # MPEG-4 Part 2 in .mp4 (H.264 encoders are absent from opencv-python wheels); lossless FFV1 in .avi/.mkv.
 WRITE_FOURCC = {".mp4": "mp4v", ".avi": "FFV1", ".mkv": "FFV1"}
-# Containers whose codec (MPEG-4 Part 2) silently crops odd frame sizes to even ones.
-_EVEN_SIZE_ONLY = (".mp4",)
 DEFAULT_FPS = 30.0  # SURREAL and most Kinetics videos
 
 
@@ -130,6 +128,8 @@ def read_video(path, start: int = 0, num_frames: int | None = None) -> np.ndarra
                                       f"{decoded}; frames [{start}, {wanted}) were asked for (file cut short?)")
         raise VideoTooShortError(f"{path}: has {decoded} frames, frames [{start}, {wanted}) were asked for")
     if not frames:
+        if 0 < decoded <= start and header <= start:
+            raise VideoTooShortError(f"{path}: has {decoded} frames, frames from {start} on were asked for")
         raise UnreadableVideoError(f"{path}: no frame decodes from frame {start} on (container counts {header})")
     return np.stack(frames)[..., ::-1].copy()  # BGR -> RGB
 
@@ -145,8 +145,8 @@ def write_video(path, frames: np.ndarray, fps: float = DEFAULT_FPS) -> Path:
     if suffix not in WRITE_FOURCC:
         raise ValueError(f"{path}: cannot write '{suffix}' — expected one of {sorted(WRITE_FOURCC)}")
     height, width = frames.shape[1:3]
-    if suffix in _EVEN_SIZE_ONLY and (height % 2 or width % 2):
-        raise ValueError(f"{path}: frame size {height}x{width} — MPEG-4 in '{suffix}' needs even sizes")
+    if height % 2 or width % 2:  # both codecs here silently drop an odd last row/column
+        raise ValueError(f"{path}: frame size {height}x{width} — '{WRITE_FOURCC[suffix]}' needs even sizes")
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*WRITE_FOURCC[suffix]), float(fps), (width, height))
     if not writer.isOpened():

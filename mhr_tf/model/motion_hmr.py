@@ -44,6 +44,10 @@ class BodyModelHead(keras.layers.Layer):
         self.smpl = smpl.SMPLLayer(self.model_path, gender, name="smpl")
         self.num_vertices = self.smpl.body_model.num_vertices
 
+    def build(self, input_shape):
+        self.smpl.build((None, regressor.BETAS_DIM))  # no weights: the body model's arrays are constants
+        super().build(input_shape)
+
     def call(self, theta):
         shape = ops.shape(theta)
         pose, betas, camera = regressor.split_parameters(theta)

@@ -87,7 +87,8 @@ def build_backbone(architecture: str, input_shape: tuple[int, int, int]) -> kera
         if architecture == "resnet50":
             return keras.applications.ResNet50(include_top=False, weights=None, input_shape=input_shape,
                                                pooling="avg", name=architecture)
-        # Smaller trunks through the very builder ResNet50 is made of (same stem, same bottleneck blocks).
+        # Smaller trunks through the very builder ResNet50 is made of (same stem, same bottleneck blocks); Keras
+        # exports ResNet50 but not that builder, hence keras.src.
         from keras.src.applications import resnet
 
         def stack_fn(x):
@@ -121,8 +122,8 @@ class PairTrunk(keras.layers.Layer):
     def build(self, input_shape):
         expected = (self.crop_size, self.crop_size, self.num_channels)
         if tuple(input_shape[2:]) != expected:
-            raise ValueError(f"PairTrunk: inputs {tuple(input_shape)} — expected [B, P, {expected[0]}, {expected[1]}, "
-                             f"{expected[2]}] for channels {self.channels}")
+            raise ValueError(f"PairTrunk: inputs {tuple(input_shape)} — expected [B, P, {expected[0]}, "
+                             f"{expected[1]}, {expected[2]}] for channels {self.channels}")
         super().build(input_shape)
 
     def call(self, inputs, training=None):
@@ -161,8 +162,8 @@ def load_pretrained(trunk: PairTrunk, weights_path: str | Path | None, caffe_inp
     try:
         rgb_net.load_weights(str(weights_path))
     except (ValueError, KeyError, OSError) as error:  # what Keras raises for a file that does not fit
-        raise ValueError(f"{weights_path}: cannot load as 3-channel {trunk.architecture} weights "
-                         f"(expected Keras' ImageNet notop file or a .weights.h5 of build_backbone): {error}") from error
+        raise ValueError(f"{weights_path}: cannot load as 3-channel {trunk.architecture} weights (expected "
+                         f"Keras' ImageNet notop file or a .weights.h5 of build_backbone): {error}") from error
 
     for source in rgb_net.layers:
         if not source.weights:

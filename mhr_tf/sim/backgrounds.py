@@ -127,14 +127,14 @@ def available_sources() -> tuple[str, ...]:
     return tuple(ok) + PROCEDURAL_TEXTURES
 
 
-def _value_noise(hw: tuple[int, int], rng: np.random.Generator, octaves: int = 5) -> np.ndarray:
+def _value_noise(hw: tuple[int, int], rng: np.random.Generator, octaves: int = 6) -> np.ndarray:
     """[H, W, 3] float in 0..1: colour noise with detail at every scale (octaves of upsampled random grids)."""
     height, width = hw
     out = np.zeros((height, width, 3))
     for octave in range(octaves):
         cells = 2 ** (octave + 2)
         grid = rng.uniform(size=(cells, max(2, cells * width // height), 3))
-        out += cv2.resize(grid, (width, height), interpolation=cv2.INTER_CUBIC) * 0.6 ** octave
+        out += cv2.resize(grid, (width, height), interpolation=cv2.INTER_CUBIC) * 0.75 ** octave
     out -= out.min()
     return out / max(out.max(), 1e-9)
 

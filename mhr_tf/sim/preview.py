@@ -29,7 +29,7 @@ def showcase_poses() -> dict[str, np.ndarray]:
     return {
         "T-pose": pose(),
         "standing": pose(**arms_down),
-        "walking": pose(**arms_down, left_hip=(-30, 0, 0), right_hip=(25, 0, 0), right_knee=(40, 0, 0),
+        "walking": pose(left_hip=(-30, 0, 0), right_hip=(25, 0, 0), right_knee=(40, 0, 0),
                         left_elbow=(0, -30, 0), right_elbow=(0, 30, 0), left_shoulder=(0, 20, -75),
                         right_shoulder=(0, 20, 75)),
         "squat": pose(left_hip=(-90, 0, 0), right_hip=(-90, 0, 0), left_knee=(90, 0, 0), right_knee=(90, 0, 0),
@@ -51,7 +51,7 @@ def showcase_shapes() -> dict[str, np.ndarray]:
 
 
 def render_body(model, betas: np.ndarray, pose: np.ndarray, rng: np.random.Generator, distance_m: float = 3.2,
-                image_hw=(240, 160), yaw_deg: float = 20.0):
+                image_hw=(240, 200), yaw_deg: float = 20.0):
     """One rendered picture [H, W, 3] uint8 of the posed body, centred, `distance_m` in front of the camera."""
     from scipy.spatial.transform import Rotation
     from mhr_tf.body import smpl

@@ -394,8 +394,12 @@ def clothing_colors(vertices_rest: np.ndarray, part_ids: np.ndarray, rng: np.ran
 
     sleeve = rng.choice([0.0, rng.uniform(0.15, 0.3), rng.uniform(0.6, 0.85)])
     trouser = rng.choice([rng.uniform(0.3, 0.45), rng.uniform(0.85, 0.93), rng.uniform(0.85, 0.93)])
-    shirt = np.isin(part_ids, _TORSO_PARTS) | (np.isin(part_ids, _SLEEVE_PARTS) & (t_arm < sleeve))
-    trousers = (part_ids == _PART["pelvis"]) | (is_leg & (t_leg < trouser) & ~np.isin(part_ids, _SHOE_PARTS))
+    # A level waistline rather than the pelvis/spine1 part border, which zigzags on the mesh.
+    pelvis = part_ids == _PART["pelvis"]
+    waist = (y[pelvis].max() if pelvis.any() else 0.0) + rng.uniform(-0.03, 0.05)
+    below_waist = np.isin(part_ids, [_PART["pelvis"], _PART["spine1"]]) & (y < waist)
+    shirt = (np.isin(part_ids, _TORSO_PARTS) & ~below_waist) | (np.isin(part_ids, _SLEEVE_PARTS) & (t_arm < sleeve))
+    trousers = below_waist | (is_leg & (t_leg < trouser) & ~np.isin(part_ids, _SHOE_PARTS))
     shoes = np.isin(part_ids, _SHOE_PARTS)
 
     suit = style == "shifted" and rng.uniform() < 0.3

@@ -26,7 +26,8 @@ def _surreal_per_frame(value, num_frames: int, name: str):
 
     value = np.asarray(value, dtype=np.float64)
     if value.ndim > 1 or value.size not in (1, num_frames):
-        raise ValueError(f"write_surreal_clip: `{name}` has shape {value.shape} — expected a scalar or ({num_frames},)")
+        raise ValueError(f"write_surreal_clip: `{name}` has shape {value.shape} — expected a scalar or "
+                         f"({num_frames},)")
     return np.broadcast_to(value.reshape(-1), (num_frames,))
 
 
@@ -70,28 +71,31 @@ def surreal_info_fields(seq: str, clip: int, joints3d_world, pose, betas, gender
     pose = np.asarray(pose)
     num_frames = len(pose)
     pose = _surreal_array(pose, (num_frames, surreal.NUM_POSE), "pose", np.float32)
+    # float32 as stored, so that the stored joints2D are exactly the rounded projections of the stored joints3D
     joints3d_world = _surreal_array(joints3d_world, (num_frames, surreal.NUM_JOINTS, 3), "joints3d_world",
-                                    np.float64)
+                                    np.float32)
     betas = np.asarray(betas, dtype=np.float32)
-    betas = _surreal_array(np.broadcast_to(betas, (num_frames, surreal.NUM_BETAS)) if betas.ndim == 1 else betas,
-                           (num_frames, surreal.NUM_BETAS), "betas", np.float32)
+    if betas.ndim == 1:  # SURREAL repeats the clip's one shape in every frame's column
+        betas = np.tile(_surreal_array(betas, (surreal.NUM_BETAS,), "betas", np.float32), (num_frames, 1))
+    betas = _surreal_array(betas, (num_frames, surreal.NUM_BETAS), "betas", np.float32)
     if gender not in surreal.GENDERS:
         raise ValueError(f"write_surreal_clip: gender {gender!r} — expected one of {surreal.GENDERS}")
-    cam_loc = _surreal_array(cam_loc, (3,), "cam_loc", np.float64)
+    cam_loc = _surreal_array(cam_loc, (3,), "cam_loc", np.float32)  # as stored (`camLoc` is single)
     light = np.eye(SURREAL_NUM_SH, 1)[:, 0] if light is None else np.asarray(light, dtype=np.float32)
-    light = _surreal_array(np.broadcast_to(light[:, None], (SURREAL_NUM_SH, num_frames)) if light.ndim == 1 else light,
-                           (SURREAL_NUM_SH, num_frames), "light", np.float32)
+    if light.ndim == 1:  # one lighting per clip, repeated per frame as in main_part1.py
+        light = np.tile(_surreal_array(light, (SURREAL_NUM_SH,), "light", np.float32)[:, None], (1, num_frames))
+    light = _surreal_array(light, (SURREAL_NUM_SH, num_frames), "light", np.float32)
     if cam_dist is None:
-        cam_dist = float(np.linalg.norm(cam_loc - joints3d_world[0, surreal.PELVIS])) + 1.0
+        cam_dist = float(np.linalg.norm(cam_loc.astype(np.float64) - joints3d_world[0, surreal.PELVIS])) + 1.0
     return {
         "bg": _matlab_cell_row(bg, num_frames),
         "camDist": _matlab_column(cam_dist, np.float32),
-        "camLoc": _matlab_column(cam_loc, np.float32),
+        "camLoc": cam_loc.reshape(3, 1),
         "clipNo": _matlab_column(clip, np.uint8 if clip <= np.iinfo(np.uint8).max else np.uint16),
         "cloth": _matlab_cell_row(cloth, num_frames),
         "gender": _matlab_column([surreal.GENDERS.index(gender)] * num_frames, np.uint8),
         "joints2D": np.transpose(surreal.project_joints(joints3d_world, cam_loc), (2, 1, 0)).astype(np.float32),
-        "joints3D": np.transpose(joints3d_world, (2, 1, 0)).astype(np.float32),
+        "joints3D": np.transpose(joints3d_world, (2, 1, 0)).copy(),
         "light": light,
         "pose": pose.T.copy(),
         "sequence": f"{seq}_c{clip:04d}",

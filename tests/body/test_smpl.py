@@ -5,6 +5,7 @@ The hand-built model files follow the official SMPL pickle layout: a protocol-2 
 pickling) and whose `J_regressor` is a scipy.sparse csc matrix; loading runs with no chumpy module at all.
 """
 import contextlib
+import functools
 import importlib.util
 import os
 import pickle
@@ -44,12 +45,12 @@ def reference_lbs(arrays, betas, pose, trans=None):
         rotations = Rotation.from_rotvec(pose[b]).as_matrix()
         lrotmin = np.concatenate([(rotations[j] - np.eye(3)).ravel() for j in range(1, 24)])
         v_posed = v_shaped + posedirs @ lrotmin
-        world = np.zeros((24, 4, 4))
-        for j, parent in enumerate(parents):
-            local = np.eye(4)
-            local[:3, :3] = rotations[j]
-            local[:3, 3] = rest[j] - (rest[parent] if parent >= 0 else 0.0)
-            world[j] = local if parent < 0 else world[parent] @ local
+        local = np.tile(np.eye(4), (24, 1, 1))  # joint frame in its parent's frame
+        local[:, :3, :3] = rotations
+        local[:, :3, 3] = rest - np.where(np.array(parents)[:, None] >= 0, rest[parents], 0.0)
+        # World transform of joint j: the product of the local transforms along the path root -> j.
+        world = np.stack([functools.reduce(np.matmul, [local[k] for k in path_from_root(j, parents)])
+                          for j in range(24)])
         unpose = np.tile(np.eye(4), (24, 1, 1))
         unpose[:, :3, 3] = -rest
         skinning = np.einsum("vj,jab->vab", weights, world @ unpose)
@@ -58,6 +59,10 @@ def reference_lbs(arrays, betas, pose, trans=None):
         all_vertices.append(np.einsum("vab,vb->va", skinning, homogeneous)[:, :3] + offset)
         all_joints.append(world[:, :3, 3] + offset)
     return np.stack(all_vertices), np.stack(all_joints)
+
+
+def path_from_root(joint, parents):
+    return path_from_root(parents[joint], parents) + [joint] if joint >= 0 else []
 
 
 def subtree(joint):
@@ -350,6 +355,14 @@ class MalformedFileTest(tf.test.TestCase, parameterized.TestCase):
         with open(self.path, "wb") as file:
             file.write(data[:len(data) // 2])
         self.assert_named_error(self.path, "not a readable")
+
+    def test_truncated_npz(self):
+        npz = write_npz(os.path.join(self.get_temp_dir(), "SMPL_NEUTRAL.npz"), self.arrays)
+        with open(npz, "rb") as file:
+            data = file.read()
+        with open(npz, "wb") as file:
+            file.write(data[:len(data) // 2])
+        self.assert_named_error(npz, "not a readable .npz")
 
     def test_pickle_cannot_run_code(self):
         marker = os.path.join(self.get_temp_dir(), "created_by_pickle")
