@@ -219,14 +219,17 @@ def crop_and_resize_boxes(centre, size, image_hw: tuple[int, int], crop_size: in
     crop_and_resize's `extrapolation_value`.
     """
     height, width = image_hw
-    if height < 2 or width < 2 or crop_size < 2:
+    static = [d for d in (height, width, crop_size) if isinstance(d, (int, np.integer))]
+    if any(d < 2 for d in static):
         raise ValueError(f"crop_and_resize_boxes: image_hw {image_hw} and crop_size {crop_size} must all be >= 2")
     centre = _array(centre)
     ops = _ops(centre)
+    # `image_hw` may hold tensors (frames whose size is only known when decoded, e.g. 3DPW's JPEGs).
+    last_row, last_col = _like(height, centre) - 1.0, _like(width, centre) - 1.0
     corners_crop = _like([[0.0, 0.0], [crop_size - 1.0, crop_size - 1.0]], centre)  # [2, 2] (u, v)
     corners = crop_to_image(corners_crop, centre, size, crop_size)  # [..., 2, 2]
-    return ops.stack([corners[..., 0, 1] / (height - 1), corners[..., 0, 0] / (width - 1),
-                      corners[..., 1, 1] / (height - 1), corners[..., 1, 0] / (width - 1)], axis=-1)
+    return ops.stack([corners[..., 0, 1] / last_row, corners[..., 0, 0] / last_col,
+                      corners[..., 1, 1] / last_row, corners[..., 1, 0] / last_col], axis=-1)
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -57,10 +57,14 @@ def paired_crops(images: tf.Tensor, centre: tf.Tensor, size: tf.Tensor, crop_siz
     images: [T, H, W, C]; centre [T, 2]; size [T] (only the first T-1 boxes are used). Outside the image is 0.
     """
     images = tf.convert_to_tensor(images)
-    height, width, channels = images.shape[1:]
-    if height is None or width is None or channels is None:
-        raise ValueError(f"paired_crops: images need a static frame size [T, H, W, C], got {images.shape}")
-    t = tf.shape(images)[0]
+    channels = images.shape[-1]
+    if channels is None:
+        raise ValueError(f"paired_crops: images need a static channel count [T, H, W, C], got {images.shape}")
+    shape = tf.shape(images)
+    t = shape[0]
+    # Static frame sizes where known (SURREAL), the decoded size otherwise (3DPW's JPEGs, a user's video).
+    height = images.shape[1] if images.shape[1] is not None else shape[1]
+    width = images.shape[2] if images.shape[2] is not None else shape[2]
     centre = tf.convert_to_tensor(centre, tf.float32)
     size = tf.convert_to_tensor(size, tf.float32)
     boxes = geometry.crop_and_resize_boxes(centre[:-1], size[:-1], (height, width), crop_size)

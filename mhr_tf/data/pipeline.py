@@ -70,7 +70,8 @@ class Augmentation:
     total_occlusion_probability: float = TOTAL_OCCLUSION_PROBABILITY
     leg_unhide_probability: float = keypoints.LEG_UNHIDE_PROBABILITY
     flip_probability: float = keypoints.FLIP_PROBABILITY
-    # 1 = skimage SLIC at the paper's settings (~2.5 s/clip); 2 = the same on every 2nd pixel (occlusion.slic_4d).
+    # 1 = skimage SLIC at the paper's settings (~2.2 s CPU per clip); 2 = the same on every 2nd pixel (~0.5 s;
+    # occlusion.slic_4d and its test measure the agreement).
     slic_downsample: int = 2
 
 
@@ -185,7 +186,9 @@ class SyntheticSource:
         joints2d = geometry.project(clip.joints3d_cam.astype(np.float64), clip.intrinsics)
 
         bg_frames, crop = videos.sample_background_clip(background_path, t, rng, out_hw=IMAGE_HW)
-        shift = camera_motion.integrate_relative_to_centre(clip_median_flow(background_path, crop, t))
+        zoom = crop.resized_hw[0] / crop.source_hw[0]  # the resize keeps the aspect ratio (App. A)
+        shift = camera_motion.integrate_relative_to_centre(camera_motion.clip_median_flow(
+            camera_motion.load_median_flow(background_path), crop.start, t, zoom))
         k, xy_scale = occlusion.sample_slic_parameters(rng)
         superpixels = occlusion.slic_4d(bg_frames, shift, k, xy_scale, downsample=self.augmentation.slic_downsample)
 
@@ -203,20 +206,6 @@ class SyntheticSource:
             "background": bg_frames, "camera_shift": shift.astype(np.float32),
             "superpixels": superpixels.astype(np.int32), "ok": np.array(True),
         }
-
-
-def clip_median_flow(video_path, crop, num_frames: int) -> np.ndarray:
-    """The cached per-step median flow `[T-1, 2]` of a sampled background clip, in the clip's (resized) pixels.
-
-    The cache holds the video's flow in its own pixels; resizing scales it, cropping does not change it.
-    """
-    median = camera_motion.load_median_flow(video_path)[crop.start:crop.start + num_frames - 1]
-    if len(median) != num_frames - 1:
-        raise ValueError(f"{camera_motion.cache_path(video_path)}: camera motion covers {len(median) + 1} frames "
-                         f"from frame {crop.start}, the clip needs {num_frames}; rerun preprocess_backgrounds.py "
-                         f"--overwrite")
-    zoom = np.array([crop.resized_hw[1] / crop.source_hw[1], crop.resized_hw[0] / crop.source_hw[0]], np.float32)
-    return median * zoom
 
 
 def _python_source(source, index: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -266,9 +255,10 @@ def _in_frame(points: tf.Tensor) -> tf.Tensor:
     return (points[..., 0] >= 0) & (points[..., 0] < w) & (points[..., 1] >= 0) & (points[..., 1] < h)
 
 
-def synthetic_example(raw: dict, index: tf.Tensor, *, seed: int, channels: Channels, augmentation: Augmentation,
-                      crop_size: int, flow_backend: str) -> tuple[dict, dict]:
-    """One raw source example -> (features, labels) of the batch contract, by the paper's steps in order."""
+def process_synthetic(raw: dict, index: tf.Tensor, *, seed: int, channels: Channels, augmentation: Augmentation,
+                      crop_size: int, flow_backend: str) -> dict:
+    """The paper's steps in order on one raw source example; returns the example with every intermediate
+    (`frames`, `occluder`, `occluded`, `keypoints_visible`, boxes `box_centre`/`box_size`) and the network `inputs`."""
     s = _step_seeds(seed, index, 4)
     ex = dict(raw)
     if augmentation.static_background:
@@ -279,13 +269,21 @@ def synthetic_example(raw: dict, index: tf.Tensor, *, seed: int, channels: Chann
     ex = occlusion.total_occlusion(ex, s[2], probability=augmentation.total_occlusion_probability)
     ex = keypoints.keypoint_visibility(ex, s[3], leg_unhide_probability=augmentation.leg_unhide_probability,
                                        flip_probability=augmentation.flip_probability)
-    in_frame = _in_frame(ex["joints14_2d"])
-    centre, size, ok = crops.hmr_boxes(ex["joints14_2d"], in_frame)
-    centre, size = crops.fill_missing_boxes(centre, size, ok)
-    inputs = network_inputs(ex["frames"], centre, size, ex["joints14_2d"][:, :keypoints.NUM_HEATMAPS],
-                            ex["keypoints_visible"], ex["occluded"], channels, crop_size, flow_backend)
-    current, future = crops.keypoints_in_pair_boxes(ex["joints14_2d"], centre, size, crop_size)
-    valid = tf.cast(in_frame, tf.float32)
+    ex["in_frame"] = _in_frame(ex["joints14_2d"])
+    centre, size, ok = crops.hmr_boxes(ex["joints14_2d"], ex["in_frame"])
+    ex["box_centre"], ex["box_size"] = crops.fill_missing_boxes(centre, size, ok)
+    ex["inputs"] = network_inputs(ex["frames"], ex["box_centre"], ex["box_size"],
+                                  ex["joints14_2d"][:, :keypoints.NUM_HEATMAPS], ex["keypoints_visible"],
+                                  ex["occluded"], channels, crop_size, flow_backend)
+    return ex
+
+
+def synthetic_example(raw: dict, index: tf.Tensor, **options) -> tuple[dict, dict]:
+    """One raw source example -> (features, labels) of the batch contract."""
+    ex = process_synthetic(raw, index, **options)
+    crop_size = options["crop_size"]
+    current, future = crops.keypoints_in_pair_boxes(ex["joints14_2d"], ex["box_centre"], ex["box_size"], crop_size)
+    valid = tf.cast(ex["in_frame"], tf.float32)
     labels = {
         "joints3d_current": ex["joints14_cam"][:-1], "joints3d_future": ex["joints14_cam"][1:],
         "smpl_joints3d_current": ex["joints3d_cam"][:-1], "smpl_joints3d_future": ex["joints3d_cam"][1:],
@@ -297,7 +295,7 @@ def synthetic_example(raw: dict, index: tf.Tensor, *, seed: int, channels: Chann
         "occluded_by_slic": tf.cast(ex["occluded_by_slic"], tf.float32),
         "index": tf.cast(index, tf.int64),  # the example's position in the stream, for resuming
     }
-    return {"inputs": inputs}, labels
+    return {"inputs": ex["inputs"]}, labels
 
 
 @gin.configurable

@@ -70,6 +70,7 @@ _TOE_LENGTH = REST_JOINTS[_J["left_foot"], 2] - REST_JOINTS[_J["left_ankle"], 2]
 _HEEL_LENGTH = 0.05  # m, heel behind the ankle
 _REACH_SOFTNESS = 0.002  # m: targets within 0.2% of full reach are met to 1 mm, farther ones ease to a straight knee
 _VALLEY_ROUNDING_S = 0.035  # s, half-width of the rounding of the pelvis path under a landing
+_SWING_REACH_SOFTNESS = 0.03  # m, the same for a foot in the air
 _UNLOADED_SLACK_M = 0.5  # m, how far above its reach limit a foot in the air lets the pelvis go
 
 
@@ -345,17 +346,20 @@ def _limit_pelvis_height(height: np.ndarray, pelvis_xz: np.ndarray, root_rot: np
 
 
 def _solve_legs(angles: np.ndarray, pelvis: np.ndarray, ankles: np.ndarray, foot_yaw: np.ndarray,
-                foot_pitch: np.ndarray) -> None:
+                foot_pitch: np.ndarray, load: np.ndarray | None = None) -> None:
     """Fill hips, knees, ankles and toes of `angles` [T, 24, 3] (in place) so the ankles reach their targets.
 
     pelvis: [T, 3] world; ankles: [T, 2, 3] world ankle targets (left, right); foot_yaw: [T, 2] world heading of each
-    foot (rad, about +y); foot_pitch: [T, 2] world pitch of each foot (rad, + = toes down).
+    foot (rad, about +y); foot_pitch: [T, 2] world pitch of each foot (rad, + = toes down); load: [T, 2] in [0, 1]
+    (default 1), how firmly each foot must meet its target: a foot in the air straightens its knee gently when its
+    target is out of reach, a foot on the floor meets it to a millimetre.
     The hip is R_y(yaw) R_z(abduction) R_x(flexion) (its limit order "YZX"): yaw turns the leg's plane towards the
     foot, abduction tilts the plane sideways to the target, and a planar two-bone IK sets hip and knee flexion.
     """
     root_rot = _root_matrices(angles)
     root_yaw = angles[:, 0, 0]
     root_pitch = angles[:, 0, 1]
+    load = np.ones((len(angles), 2)) if load is None else load
     for f, side in enumerate(("left", "right")):
         thigh_len, shank_len, rest_reach, thigh_fwd0, shank_fwd0 = _leg_geometry(side)
         hip_rest = REST_JOINTS[_J[f"{side}_hip"]] - REST_JOINTS[_J["pelvis"]]
@@ -370,7 +374,8 @@ def _solve_legs(angles: np.ndarray, pelvis: np.ndarray, ankles: np.ndarray, foot
         abduction = np.arctan2(dx, -dy)
         down = np.hypot(dx, dy)
         # Saturate smoothly: an out-of-reach swing target straightens the knee gradually, without a kink.
-        reach = rest_reach - _softplus(rest_reach - np.hypot(down, dz), _REACH_SOFTNESS)
+        softness = _REACH_SOFTNESS + _SWING_REACH_SOFTNESS * (1.0 - load[:, f])
+        reach = rest_reach - _softplus(rest_reach - np.hypot(down, dz), softness)
         reach = np.maximum(reach, 0.35 * rest_reach)
         line_fwd = np.arctan2(dz, down)
         hip_inner = np.arccos(np.clip((thigh_len ** 2 + reach ** 2 - shank_len ** 2) / (2 * thigh_len * reach),
@@ -434,8 +439,8 @@ def _arms_down(angles: np.ndarray, lower: float, elbow: float) -> None:
 
 
 def _finish(angles: np.ndarray, pelvis: np.ndarray, ankles: np.ndarray, foot_yaw: np.ndarray,
-            foot_pitch: np.ndarray, kind: str) -> _Track:
-    _solve_legs(angles, pelvis, ankles, foot_yaw, foot_pitch)
+            foot_pitch: np.ndarray, kind: str, load: np.ndarray | None = None) -> _Track:
+    _solve_legs(angles, pelvis, ankles, foot_yaw, foot_pitch, load)
     angles = _soft_limits(angles)
     return _Track(angles, pelvis, np.full(len(angles), kind))
 
@@ -590,7 +595,7 @@ def _locomotion(rng: np.random.Generator, num_frames: int, fps: float, gait: _Ga
         forward = -sign * np.cos(2 * np.pi * (phase - 0.05))  # +1 when this arm is fully forward
         _set(angles, f"{side}_shoulder", "X", sign * swing)
         _set(angles, f"{side}_elbow", "Y", -sign * (gait.elbow + gait.elbow_swing * 0.5 * (1.0 + forward)))
-    return _finish(angles, pelvis, ankles, foot_yaw, foot_pitch, kind)
+    return _finish(angles, pelvis, ankles, foot_yaw, foot_pitch, kind, load)
 
 
 def _constant(value: float) -> Callable[[np.ndarray], np.ndarray]:
@@ -607,9 +612,10 @@ def _walk_track(rng, num_frames, fps, speed=None, heading=0.0) -> _Track:
     speed = rng.uniform(0.8, 1.6) if speed is None else float(speed)
     gait = _Gait(
         speed=_constant(speed), heading=_constant(heading),
-        # Step frequency grows with speed (about 1.8 steps/s, 0.72 m steps at 1.3 m/s).
-        cadence=(1.1 + 0.55 * speed) * rng.uniform(0.95, 1.05), stance=rng.uniform(0.58, 0.63),
-        lift=rng.uniform(0.08, 0.12), swing_peak=0.3, step_offset=rng.uniform(-0.1, -0.05),
+        # Faster walkers take quicker steps and spend less of the cycle on each foot (1.85 steps/s, 0.7 m steps,
+        # 60% stance at 1.3 m/s), which keeps every footprint within reach of the hip.
+        cadence=(1.2 + 0.5 * speed) * rng.uniform(0.96, 1.04), stance=0.62 - 0.05 * (speed - 0.8) + rng.uniform(-0.01, 0.01),
+        lift=rng.uniform(0.08, 0.12), swing_peak=0.3, step_offset=-rng.uniform(0.03, 0.07),
         half_width=rng.uniform(0.05, 0.09), toe_out=np.radians(rng.uniform(0.0, 10.0)),
         toe_off=np.radians(rng.uniform(45.0, 60.0)), heel_strike=np.radians(rng.uniform(8.0, 15.0)),
         crouch=rng.uniform(0.0, 0.02), bob=rng.uniform(0.01, 0.025), sway=rng.uniform(0.01, 0.03),
@@ -630,8 +636,8 @@ def _run_track(rng, num_frames, fps, speed=None, heading=0.0) -> _Track:
     speed = rng.uniform(2.2, 4.0) if speed is None else float(speed)
     gait = _Gait(
         speed=_constant(speed), heading=_constant(heading),
-        cadence=(2.3 + 0.15 * speed) * rng.uniform(0.95, 1.05), stance=rng.uniform(0.3, 0.36),
-        lift=rng.uniform(0.25, 0.4), swing_peak=0.4, step_offset=rng.uniform(-0.1, -0.05),
+        cadence=(2.4 + 0.15 * speed) * rng.uniform(0.96, 1.04), stance=0.36 - 0.025 * (speed - 2.2) + rng.uniform(-0.01, 0.01),
+        lift=rng.uniform(0.25, 0.4), swing_peak=0.4, step_offset=-rng.uniform(0.08, 0.12),
         half_width=rng.uniform(0.02, 0.05), toe_out=np.radians(rng.uniform(0.0, 8.0)),
         toe_off=np.radians(rng.uniform(35.0, 50.0)), heel_strike=np.radians(rng.uniform(0.0, 8.0)),
         crouch=rng.uniform(0.03, 0.06), bob=-rng.uniform(0.03, 0.05), sway=rng.uniform(0.0, 0.015),
