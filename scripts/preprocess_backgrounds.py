@@ -35,7 +35,7 @@ def main(argv=None):
 
     from tqdm import tqdm
     from mhr_tf.data import videos
-    paths = [str(p) for p in videos.list_videos(args.root)]
+    paths = [str(entry.path) for entry in videos.list_videos(args.root)]
     if not paths:
         sys.exit(f"{args.root}: no videos found (expected <root>/<label>/<id>.mp4)")
     jobs = [(p, args.method, args.scale, args.overwrite) for p in paths]

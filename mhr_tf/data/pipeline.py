@@ -150,7 +150,9 @@ class SyntheticSource:
     def _body(self, gender: str):
         with self._lock:
             if gender not in self._bodies:
-                self._bodies[gender] = self._smpl.load_body_model(self._body_model_path, gender)
+                # Only joints are needed here, not the mesh.
+                self._bodies[gender] = self._smpl.joint_model(
+                    self._smpl.load_body_model(self._body_model_path, gender))
             return self._bodies[gender]
 
     def spec(self) -> dict[str, tuple[tf.DType, tuple]]:
@@ -266,7 +268,13 @@ def process_synthetic(raw: dict, index: tf.Tensor, *, seed: int, channels: Chann
     ex = camera_motion.follow_camera(ex, s[0], track=augmentation.track_camera)
     ex = occlusion.slic_occluder(ex, s[1], enabled=augmentation.slic_occluders)
     ex = composite.composite(ex, s[1])
-    ex = occlusion.total_occlusion(ex, s[2], probability=augmentation.total_occlusion_probability)
+    # App. A's runs are "up to 15 frames long" in 31-frame clips; shorter clips (Table 3) keep at least half their
+    # frames in view.
+    num_frames = raw["joints2d"].shape[0]
+    max_run = occlusion.MAX_TOTAL_OCCLUSION_FRAMES if num_frames is None else min(
+        occlusion.MAX_TOTAL_OCCLUSION_FRAMES, num_frames // 2)
+    ex = occlusion.total_occlusion(ex, s[2], probability=augmentation.total_occlusion_probability,
+                                   max_frames=max_run)
     ex = keypoints.keypoint_visibility(ex, s[3], leg_unhide_probability=augmentation.leg_unhide_probability,
                                        flip_probability=augmentation.flip_probability)
     ex["in_frame"] = _in_frame(ex["joints14_2d"])

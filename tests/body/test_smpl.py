@@ -563,3 +563,18 @@ class OpenModelTest(tf.test.TestCase, parameterized.TestCase):
         self.assertTrue(np.all(np.isfinite(pose_gradient.numpy())))
         self.assertTrue(np.all(np.isfinite(betas_gradient.numpy())))
         self.assertGreater(np.abs(pose_gradient.numpy()).max(), 0.0)
+
+
+def test_joint_model_gives_the_full_models_joints():
+    """The joints-only model used by the pipeline reproduces the full model's 24 and LSP-14 joints."""
+    model = smpl.load_body_model(None, "female")
+    small = smpl.joint_model(model)
+    rng = np.random.default_rng(5)
+    betas = rng.normal(size=(4, 10))
+    pose = rng.normal(scale=0.4, size=(4, 72))
+    vertices, joints = smpl.forward_numpy(model, betas, pose)
+    small_vertices, small_joints = smpl.forward_numpy(small, betas, pose)
+    np.testing.assert_allclose(small_joints, joints, atol=1e-5)
+    np.testing.assert_allclose(np.einsum("kv,bvc->bkc", small.lsp_regressor, small_vertices),
+                               np.einsum("kv,bvc->bkc", model.lsp_regressor, vertices), atol=1e-5)
+    assert small.num_vertices < model.num_vertices // 2

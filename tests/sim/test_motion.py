@@ -10,7 +10,7 @@ from mhr_tf.sim import motion
 
 J = {name: i for i, name in enumerate(SMPL_24)}
 FPS = 30
-SEEDS = range(6)
+SEEDS = range(10)
 
 
 # ---- references ---------------------------------------------------------------------------------------------

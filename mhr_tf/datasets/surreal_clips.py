@@ -1,0 +1,235 @@
+"""`surreal_clips`: SURREAL clips (Varol et al. 2017) cut into fixed windows of T frames, ready for the online pipeline.
+
+One example = one window of one clip, decoded by `mhr_tf.data.surreal.load_clip` (camera frame, unmirrored), plus
+the body's 14 evaluation joints computed at build time (`evaluation_joints`, the open body model by default).
+
+Encodings (measured on simulator clips; SURREAL's own are alike: a ~100-200 px person in a 320x240 frame):
+- `frames`: the person only — pixels off the person (segm 0) are set to 0 — as PNG: lossless on every pixel the
+  pipeline uses (App. A composites with the hard segmentation mask, so SURREAL's own background is never shown),
+  ~7 KB/frame, ~1.7 ms/frame to decode. Whole frames would cost ~125 KB/frame as PNG, or ~27 KB/frame as JPEG q95
+  with a mean error of 4.5 levels (max 39) on the person.
+- `segm`: uint8 part ids, zlib: lossless, ~0.7 KB/frame.
+- `depth_mm`: uint16 millimetres along each pixel's ray (SURREAL's convention), zlib, DEPTH_MM_BACKGROUND off the
+  body: error <= 0.5 mm up to 65.534 m (far below App. B's 20 cm rule), ~3.5 KB/frame. (float16 would be ~2 KB/frame
+  but err up to 4 mm at 8-16 m and cannot hold the 1e10 background.) `depth_metres` decodes it.
+- joints, pose, betas: float32 as the decoder returns them (exact).
+`source_fields(example)` (TF ops) gives the fields of `mhr_tf.data.pipeline.SyntheticSource` from one example.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from mhr_tf import datasets
+from mhr_tf.body import joints as joint_sets
+from mhr_tf.geometry import SURREAL_IMAGE_HW
+from mhr_tf.sim.writers import SURREAL_SIM_SOURCE  # `source` in a simulated clip's _info.mat
+
+NUM_BETAS = 10
+NUM_POSE = 3 * len(joint_sets.SMPL_24)
+GENDERS = ("female", "male")  # SURREAL's `gender` codes 0, 1 (mhr_tf.data.surreal.GENDERS)
+DEPTH_MM_PER_METRE = 1000.0
+DEPTH_MM_BACKGROUND = np.iinfo(np.uint16).max  # stands for SURREAL's 1e10 "no surface"
+DEPTH_MM_MAX = DEPTH_MM_BACKGROUND - 1  # 65.534 m: deeper surfaces are clipped (SURREAL's are 3-12 m away)
+PNG_COMPRESSION = 6  # cv2's zlib level for the person frames: 3x smaller than level 1, decode cost unchanged
+
+MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+SURREAL (real): request access on the SURREAL project page (https://www.di.ens.fr/willow/research/surreal/data/),
+accept its licence, download SURREAL_v1.tar.gz with the script you are sent, unpack it and put (or link) its
+`data/cmu` folder as `<manual_dir>/surreal`, so that `<manual_dir>/surreal/train/run0/<seq>/<seq>_c0001.mp4` exists
+with its _info.mat, _segm.mat and _depth.mat. Simulated (configs `sim_*`): run
+`python scripts/make_synthetic.py surreal --out <manual_dir>/sim_surreal --num_sequences N --frames F`.
+"""
+
+
+@dataclasses.dataclass
+class SurrealClipsConfig(tfds.core.BuilderConfig):
+    """num_frames: T of every window; stride: frames between window starts (None = T, windows side by side; a
+    last window ending on the clip's last frame is added when the stride leaves frames out); simulated: build the
+    simulator's files (`<manual_dir>/sim_surreal`) rather than SURREAL's (`<manual_dir>/surreal`)."""
+    num_frames: int = datasets.DEFAULT_NUM_FRAMES
+    stride: int | None = None
+    simulated: bool = False
+
+    @property
+    def window_stride(self) -> int:
+        return self.stride or self.num_frames
+
+
+def _configs() -> list[SurrealClipsConfig]:
+    configs = []
+    for simulated in (False, True):
+        for t in datasets.WINDOW_LENGTHS:
+            prefix = datasets.SIM_PREFIX if simulated else ""
+            what = "the simulator's SURREAL-format clips" if simulated else "SURREAL"
+            configs.append(SurrealClipsConfig(name=f"{prefix}t{t}", num_frames=t, simulated=simulated,
+                                              description=f"{what}, windows of {t} frames side by side"))
+    return configs
+
+
+class SurrealClips(tfds.core.GeneratorBasedBuilder):
+    """SURREAL clips as fixed windows of T frames (person frames, segmentation, depth, joints, pose, shape)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "First release."}
+    BUILDER_CONFIGS = _configs()
+    MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+
+    def __init__(self, *, body_model_path=None, use_beam: bool | None = None, skip_bad_files: bool = True,
+                 **kwargs):
+        """`body_model_path`: the SMPL-layout model (file or folder, `mhr_tf.body.smpl.load_body_model`) the 14
+        evaluation joints come from, None = the open body model. `use_beam`: None = when apache_beam is installed."""
+        self.body_model_path = None if body_model_path is None else str(body_model_path)
+        self.use_beam = datasets.beam_available() if use_beam is None else use_beam
+        self.skip_bad_files = skip_bad_files
+        super().__init__(**kwargs)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        t, (h, w) = self.builder_config.num_frames, SURREAL_IMAGE_HW
+        floats = functools.partial(tfds.features.Tensor, dtype=np.float32)
+        return self.dataset_info_from_configs(
+            description=__doc__,
+            features=tfds.features.FeaturesDict({
+                "frames": tfds.features.Video((t, h, w, 3), encoding_format="png",
+                                              doc="uint8 RGB, unmirrored; 0 off the person (segm 0)"),
+                "segm": tfds.features.Tensor(shape=(t, h, w), dtype=np.uint8, encoding="zlib",
+                                             doc="0 background, 1 + SMPL part"),
+                "depth_mm": tfds.features.Tensor(shape=(t, h, w), dtype=np.uint16, encoding="zlib",
+                                                 doc="mm along the ray; 65535 = no surface (see depth_metres)"),
+                "joints2d": floats(shape=(t, 24, 2), doc="SMPL_24, pixels: projection of joints3d_cam"),
+                "joints3d_cam": floats(shape=(t, 24, 3), doc="SMPL_24, metres, camera frame"),
+                "joints14_2d": floats(shape=(t, 14, 2), doc="LSP_14, pixels"),
+                "joints14_cam": floats(shape=(t, 14, 3), doc="LSP_14 from the body model, metres, camera frame"),
+                "pose_cam": floats(shape=(t, NUM_POSE), doc="SMPL axis-angle, root in the camera frame"),
+                "betas": floats(shape=(NUM_BETAS,)),
+                "gender": tfds.features.ClassLabel(names=GENDERS),
+                "clip": tfds.features.Text(doc="the clip's .mp4, relative to the SURREAL root"),
+                "start": tfds.features.Scalar(dtype=np.int32, doc="first frame of the window in the clip"),
+            }),
+            homepage="https://www.di.ens.fr/willow/research/surreal/",
+            citation="Varol et al., Learning from Synthetic Humans, CVPR 2017.",
+            metadata=tfds.core.MetadataDict(body_model=datasets.body_model_metadata(self.body_model_path)),
+        )
+
+    def _split_generators(self, dl_manager):
+        from mhr_tf.data import surreal
+        folder = ("sim_" if self.builder_config.simulated else "") + "surreal"
+        root = datasets.source_root(dl_manager.manual_dir, folder, _has_surreal_layout,
+                                    MANUAL_DOWNLOAD_INSTRUCTIONS)
+        splits = {}
+        for split in surreal.SPLITS:
+            clips = _list_clips(root, split)
+            if clips:
+                splits[split] = self._generate_examples(root=root, clips=clips, split=split)
+        if not splits:
+            raise FileNotFoundError(f"{root}: no clip in any of {surreal.SPLITS} "
+                                    f"(<split>/run<r>/<seq>/<seq>_c%04d.mp4)\n{MANUAL_DOWNLOAD_INSTRUCTIONS}")
+        return splits
+
+    def _generate_examples(self, root, clips, split):
+        from mhr_tf.data import surreal
+        config = self.builder_config
+        process = functools.partial(clip_examples, root=str(root), num_frames=config.num_frames,
+                                    stride=config.window_stride, simulated=config.simulated,
+                                    body_model_path=self.body_model_path)
+        return datasets.generate(clips, process, self.use_beam, f"surreal_{split}", (surreal.SurrealFormatError,),
+                                 self.skip_bad_files)
+
+
+def _has_surreal_layout(path: Path) -> bool:
+    return any((path / split).is_dir() or (path / "cmu" / split).is_dir() for split in ("train", "val", "test"))
+
+
+def _list_clips(root: Path, split: str) -> list[str]:
+    """The clips of a split as paths relative to `root`, sorted."""
+    for base in (root, root / "cmu"):
+        if (base / split).is_dir():
+            return sorted(str(p.relative_to(root)) for p in (base / split).glob("run*/*/*_c[0-9][0-9][0-9][0-9].mp4"))
+    return []
+
+
+def is_simulated_clip(mp4_path) -> bool:
+    """Whether a clip's `_info.mat` says the simulator wrote it (`source` = 'mhr_tf_sim')."""
+    import scipy.io
+    from mhr_tf.data import surreal
+    info_path = surreal.companion_path(mp4_path, "info")
+    source = scipy.io.loadmat(info_path, variable_names=["source"]).get("source") if info_path.is_file() else None
+    return source is not None and str(np.asarray(source).reshape(-1)[0]).strip() == SURREAL_SIM_SOURCE
+
+
+def encode_person_frames(frames: np.ndarray, segm: np.ndarray) -> list[bytes]:
+    """PNG bytes of each frame with the pixels off the person (segm 0) set to 0: [T, H, W, 3] RGB -> T PNGs."""
+    import cv2
+    out = []
+    for frame, part in zip(frames, segm):
+        person = np.where(part[..., None] > 0, frame, 0).astype(np.uint8)
+        ok, png = cv2.imencode(".png", np.ascontiguousarray(person[..., ::-1]),
+                               [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+        if not ok:
+            raise ValueError("OpenCV could not encode a SURREAL frame as PNG")
+        out.append(png.tobytes())
+    return out
+
+
+def quantize_depth(depth: np.ndarray) -> np.ndarray:
+    """SURREAL depth (metres, 1e10 = no surface) -> uint16 millimetres, DEPTH_MM_BACKGROUND = no surface."""
+    from mhr_tf.data.surreal import DEPTH_BACKGROUND
+    depth = np.asarray(depth, np.float64)
+    millimetres = np.clip(np.round(depth * DEPTH_MM_PER_METRE), 0, DEPTH_MM_MAX)
+    return np.where(depth >= DEPTH_BACKGROUND, DEPTH_MM_BACKGROUND, millimetres).astype(np.uint16)
+
+
+def depth_metres(depth_mm: tf.Tensor) -> tf.Tensor:
+    """TF inverse of `quantize_depth`: uint16 mm -> float32 metres, SURREAL's 1e10 where there is no surface."""
+    from mhr_tf.data.surreal import DEPTH_BACKGROUND
+    metres = tf.cast(depth_mm, tf.float32) / DEPTH_MM_PER_METRE
+    return tf.where(tf.equal(depth_mm, DEPTH_MM_BACKGROUND), tf.constant(DEPTH_BACKGROUND, tf.float32), metres)
+
+
+def clip_examples(relative_path: str, *, root: str, num_frames: int, stride: int, simulated: bool,
+                  body_model_path: str | None):
+    """Every window of one clip as `(key, example)`: the clip is decoded once, the body run once over all frames."""
+    from mhr_tf import geometry
+    from mhr_tf.data import surreal
+    mp4 = Path(root) / relative_path
+    datasets.check_provenance(mp4, is_simulated_clip(mp4), simulated, "surreal_clips")
+    clip = surreal.load_clip(mp4)
+    starts = datasets.window_starts(len(clip.frames), num_frames, stride)
+    if not starts:
+        datasets.count("surreal_clips_too_short")
+        return
+    body = datasets.body_model(body_model_path, clip.gender)
+    joints14_cam = datasets.evaluation_joints(body, clip.betas, clip.pose_cam, clip.joints3d_cam)
+    joints2d = geometry.project(clip.joints3d_cam.astype(np.float64), clip.intrinsics).astype(np.float32)
+    joints14_2d = geometry.project(joints14_cam.astype(np.float64), clip.intrinsics).astype(np.float32)
+    for start in starts:
+        window = slice(start, start + num_frames)
+        datasets.count("surreal_windows")
+        yield f"{relative_path}:{start:05d}", {
+            "frames": encode_person_frames(clip.frames[window], clip.segm[window]),
+            "segm": clip.segm[window],
+            "depth_mm": quantize_depth(clip.depth[window]),
+            "joints2d": joints2d[window], "joints3d_cam": clip.joints3d_cam[window],
+            "joints14_2d": joints14_2d[window], "joints14_cam": joints14_cam[window],
+            "pose_cam": clip.pose_cam[window], "betas": clip.betas, "gender": clip.gender,
+            "clip": relative_path, "start": np.int32(start),
+        }
+
+
+def source_fields(example: dict) -> dict:
+    """One decoded example -> the SURREAL fields of `mhr_tf.data.pipeline.SyntheticSource` (TF ops only):
+    person_rgb uint8, segm uint8, depth float32 metres (1e10 off the body), joints2d, joints3d_cam, joints14_2d,
+    joints14_cam, pose_cam, betas."""
+    out = {key: example[key] for key in ("segm", "joints2d", "joints3d_cam", "joints14_2d", "joints14_cam",
+                                         "pose_cam", "betas")}
+    out["person_rgb"] = example["frames"]
+    out["depth"] = depth_metres(example["depth_mm"])
+    return out
+
+
+BUILDER = SurrealClips

@@ -1,0 +1,441 @@
+"""Time a full-size Motion HMR training step on this machine's CPU, against its own float32 matmul rate.
+
+The step is `mhr_tf/train.py`'s `replica_step` (forward, `losses.motion_hmr_losses`, `GradientTape`, Adam) under the
+same `tf.distribute.MirroredStrategy`, on the paper's batch: 3 clips x 30 paired boxes (31 frames, §4 and Table 3),
+224-px crops (App. A), 16 channels = flow 3 + heatmaps 12 + occlusion indicator 1 (`gin/full.gin`), ResNet-50 trunk,
+1024-unit BiLSTM, two heads, the open body model. Inputs and labels are random but valid (`/tmp/batch_contract.md`);
+the speed does not depend on their values.
+
+FLOPs come from TensorFlow's graph profiler (`tf.compat.v1.profiler`, `float_operation`) run on the traced step's
+graph: it counts every Conv2D, Conv2DBackpropInput/Filter, MatMul and elementwise op it has a FLOP rule for (2 FLOPs
+per multiply-add). The LSTM's matmuls run inside a `While` loop body that the profiler does not enter, so they are
+added analytically. An analytic ResNet-50 count is printed next to it as a cross-check.
+
+Each variant (XLA, bfloat16, threads, oneDNN on/off, ...) runs in a fresh process, because thread pools, oneDNN
+switches and the Keras dtype policy are process-wide; each process measures the matmul rate right before and after
+its steps, so a variant is compared with what the machine gave in the same minutes (the CPU is shared).
+
+    python scripts/benchmark_model.py [--variants baseline,xla,...] [--repeats 3] [--out benchmarks/model.json]
+    python scripts/benchmark_model.py --small      # tiny trunk, 64-px crops: runs in seconds (a smoke test)
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # run as `python scripts/benchmark_model.py` from anywhere
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+@dataclasses.dataclass(frozen=True)
+class Size:
+    """What one step processes: `clips` x `pairs` crops of `crop` px through the `architecture` trunk."""
+    clips: int
+    pairs: int
+    crop: int
+    architecture: str
+    channels: tuple[str, ...] = ("flow", "heatmaps", "occlusion")  # gin/full.gin: Table 1's flow + keypoints
+    model_kwargs: tuple = ()  # extra build_model arguments (the small mode shrinks the LSTM and heads)
+
+
+# Paper §4 / Table 3: 31-frame clips (30 pairs), batch 3; App. A: 224-px crops; App. B: ResNet-50.
+FULL = Size(clips=3, pairs=30, crop=224, architecture="resnet50")
+# The smoke-test size: the same code path with `trunk.ARCHITECTURES["resnet_tiny"]` and small layers.
+SMALL = Size(clips=1, pairs=3, crop=64, architecture="resnet_tiny",
+             model_kwargs=(("lstm_units", 16), ("head_units", 16), ("regressor_units", 16)))
+MATMUL_N = {"full": 4096, "small": 512}  # square float32 matmul: 2 n^3 FLOPs
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One way of running the same step. `env` is set before TensorFlow is imported in the variant's process."""
+    name: str
+    description: str
+    jit_compile: bool = False
+    policy: str = "float32"  # a Keras dtype policy
+    intra_threads: int = 0  # 0: TensorFlow's default (all logical CPUs)
+    inter_threads: int = 0
+    strategy: str = "mirrored"  # as mhr_tf.train.make_strategy: "mirrored" or "default"
+    env: tuple = ()
+
+    def process_safe(self) -> bool:
+        """Whether it can run in an already started TensorFlow process (no thread or environment settings)."""
+        return not (self.env or self.intra_threads or self.inter_threads)
+
+
+VARIANTS = {v.name: v for v in (
+    Variant("baseline", "train.py as it is: tf.function, float32, MirroredStrategy, default threads"),
+    Variant("no_strategy", "as baseline without MirroredStrategy (default strategy)", strategy="default"),
+    Variant("threads_2x1", "intra-op 2 threads, inter-op 1", intra_threads=2, inter_threads=1),
+    Variant("onednn_off", "TF_ENABLE_ONEDNN_OPTS=0 (Eigen kernels)", env=(("TF_ENABLE_ONEDNN_OPTS", "0"),)),
+    Variant("xla", "replica step under tf.function(jit_compile=True)", jit_compile=True),
+    Variant("bf16", "keras mixed_bfloat16 policy (AVX512_BF16 via oneDNN)", policy="mixed_bfloat16"),
+    Variant("bf16_threads_2x1", "mixed_bfloat16, intra-op 2, inter-op 1", policy="mixed_bfloat16",
+            intra_threads=2, inter_threads=1),
+    Variant("bf16_xla", "mixed_bfloat16 and jit_compile=True", policy="mixed_bfloat16", jit_compile=True),
+    Variant("fpmath_bf16", "float32 model, oneDNN computes float32 convolutions/matmuls in bf16 "
+            "(ONEDNN_DEFAULT_FPMATH_MODE=BF16)", env=(("ONEDNN_DEFAULT_FPMATH_MODE", "BF16"),)),
+)}
+DEFAULT_VARIANTS = tuple(VARIANTS)
+SMALL_VARIANTS = ("baseline",)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Inside a variant's process
+# ---------------------------------------------------------------------------------------------------------------
+
+def configure(variant: Variant):
+    """Import TensorFlow and Keras under the variant's settings (must run before any op)."""
+    os.environ.update(dict(variant.env))
+    import keras
+    import tensorflow as tf
+    if variant.intra_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(variant.intra_threads)
+    if variant.inter_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(variant.inter_threads)
+    keras.mixed_precision.set_global_policy(variant.policy)
+    return tf, keras
+
+
+def random_batch(size: Size, seed: int = 0):
+    """Random features and labels with the batch contract's shapes, dtypes and ranges."""
+    import tensorflow as tf
+    from mhr_tf.body import joints as joint_sets
+    from mhr_tf.model import trunk
+    rng = np.random.default_rng(seed)
+    b, p, s = size.clips, size.pairs, size.crop
+    lsp, smpl24 = len(joint_sets.LSP_14), len(joint_sets.SMPL_24)
+
+    def f32(x):
+        return tf.constant(np.asarray(x, np.float32))
+
+    inputs = rng.uniform(0.0, 1.0, (b, p, s, s, trunk.num_channels(size.channels)))  # [B, P, S, S, C]
+    body = rng.normal(0.0, 0.3, (b, p + 1, smpl24, 3)) + np.array([0.0, 0.0, 5.0])  # metres, ~5 m from the camera
+    lsp3d = rng.normal(0.0, 0.3, (b, p + 1, lsp, 3)) + np.array([0.0, 0.0, 5.0])
+    keypoints = rng.uniform(-1.0, 1.0, (b, p + 1, lsp, 2))  # normalized crop coordinates
+    valid = (rng.random((b, p + 1, lsp)) < 0.9).astype(np.float32)
+    pose = rng.normal(0.0, 0.2, (b, p + 1, 72))
+    labels = {
+        "joints3d_current": f32(lsp3d[:, :-1]), "joints3d_future": f32(lsp3d[:, 1:]),
+        "smpl_joints3d_current": f32(body[:, :-1]), "smpl_joints3d_future": f32(body[:, 1:]),
+        "keypoints2d_current": f32(keypoints[:, :-1]), "keypoints2d_future": f32(keypoints[:, 1:]),
+        "keypoints2d_valid_current": f32(valid[:, :-1]), "keypoints2d_valid_future": f32(valid[:, 1:]),
+        "pose_current": f32(pose[:, :-1]), "pose_future": f32(pose[:, 1:]),
+        "betas": f32(rng.normal(0.0, 1.0, (b, 10))), "occluded": f32(np.zeros((b, p + 1))),
+        "domain": tf.zeros([b], tf.int32),
+        "index": tf.range(b, dtype=tf.int64),  # the pipeline's stream position, read by train.py's step
+    }
+    return {"inputs": f32(inputs)}, labels
+
+
+def build(size: Size):
+    from mhr_tf.model import motion_hmr
+    return motion_hmr.build_model(crop_size=size.crop, channels=size.channels, architecture=size.architecture,
+                                  num_pairs=size.pairs, **dict(size.model_kwargs))
+
+
+def make_train_step(model, optimizer, strategy, global_batch: int, jit_compile: bool):
+    """`mhr_tf/train.py`'s train_step, minus the metric bookkeeping that does not change its cost."""
+    import tensorflow as tf
+    from mhr_tf import losses
+
+    def replica_step(features, labels):
+        with tf.GradientTape() as tape:
+            outputs = model(features, training=True)
+            terms = losses.motion_hmr_losses(labels, outputs)
+            loss = tf.nn.compute_average_loss(terms["total"], global_batch_size=global_batch)
+        gradients = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return loss
+
+    inner = tf.function(replica_step, jit_compile=True) if jit_compile else replica_step
+
+    @tf.function
+    def train_step(features, labels):
+        per_replica = strategy.run(inner, args=(features, labels))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    return train_step
+
+
+def profiler_flops(concrete_function) -> float:
+    """FLOPs of one call of a traced function's top-level graph, by TensorFlow's profiler rules."""
+    import tensorflow as tf
+    options = tf.compat.v1.profiler.ProfileOptionBuilder(
+        tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()).with_empty_output().build()
+    return float(tf.compat.v1.profiler.profile(graph=concrete_function.graph, options=options).total_float_ops)
+
+
+def lstm_flops(size: Size, feature_dim: int, units: int, training: bool) -> float:
+    """The bidirectional LSTM's matmul FLOPs (the profiler does not see inside its While loop).
+
+    Per direction and pair: z = x W (D x 4U) + h R (U x 4U), 2 FLOPs per multiply-add. Backward: the gradients with
+    respect to the inputs (x, h) and the weights (W, R) are two more matmuls of the same size each.
+    """
+    forward = 2 * size.clips * size.pairs * 2 * (feature_dim + units) * 4 * units
+    return 3 * forward if training else forward
+
+
+def resnet50_forward_flops(crop: int, channels: int) -> float:
+    """Analytic ResNet-50 (v1, keras.applications) convolution FLOPs per crop, 2 per multiply-add, no top.
+
+    Cross-check for the profiler's count: He et al. 2016's 3.8-4.1 GMAC figure at 224 px and 3 channels.
+    """
+    def conv(size_out, k, c_in, c_out):
+        return 2 * size_out * size_out * k * k * c_in * c_out
+
+    side = crop // 2  # conv1: 7x7 stride 2
+    total = conv(side, 7, channels, 64)
+    side //= 2  # 3x3 max pool, stride 2
+    c_in = 64
+    for stage, (filters, blocks) in enumerate(((64, 3), (128, 4), (256, 6), (512, 3))):
+        for block in range(blocks):
+            stride = 2 if (block == 0 and stage > 0) else 1
+            out_side = side // stride
+            if block == 0:  # projection shortcut (1x1, stride of the block on the input)
+                total += conv(out_side, 1, c_in, 4 * filters)
+            total += conv(out_side, 1, c_in, filters)  # keras applies the stride in the first 1x1
+            total += conv(out_side, 3, filters, filters) + conv(out_side, 1, filters, 4 * filters)
+            c_in, side = 4 * filters, out_side
+    return float(total)
+
+
+def matmul_rate(tf, n: int, repeats: int, dtype: str = "float32") -> float:
+    """Best GFLOP/s of an n x n by n x n `tf.linalg.matmul` over `repeats` timed calls."""
+    a = tf.cast(tf.random.stateless_normal((n, n), seed=(1, 2)), dtype)
+    b = tf.cast(tf.random.stateless_normal((n, n), seed=(3, 4)), dtype)
+    run = tf.function(tf.linalg.matmul)
+    run(a, b).numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(a, b).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * n ** 3 / best / 1e9
+
+
+def timed(fn, warmup: int, repeats: int) -> list[float]:
+    for _ in range(warmup):
+        _block(fn())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _block(fn())
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _block(result):
+    import tensorflow as tf
+    for value in tf.nest.flatten(result):
+        np.asarray(value)
+
+
+def run_variant(variant: Variant, size: Size, mode: str, warmup: int, repeats: int, infer: bool) -> dict:
+    """Everything measured for one variant, in this (fresh) process."""
+    tf, keras = configure(variant)
+    from mhr_tf.model import motion_hmr, trunk
+
+    matmul_n = MATMUL_N[mode]
+    row = {"variant": variant.name, "description": variant.description,
+           "settings": {k: v for k, v in dataclasses.asdict(variant).items() if k not in ("name", "description")},
+           "load_average_1min_before": os.getloadavg()[0]}
+    matmul_before = matmul_rate(tf, matmul_n, 4)
+
+    strategy = tf.distribute.MirroredStrategy() if variant.strategy == "mirrored" else tf.distribute.get_strategy()
+    features, labels = random_batch(size)
+    with strategy.scope():
+        model = build(size)
+        optimizer = keras.optimizers.Adam(1e-4)
+    step = make_train_step(model, optimizer, strategy, size.clips, variant.jit_compile)
+    start = time.perf_counter()
+    _block(step(features, labels))
+    row["first_step_s"] = time.perf_counter() - start  # tracing (and XLA compilation)
+    times = timed(lambda: step(features, labels), warmup, repeats)
+    row.update(step_s_best=min(times), step_s_median=statistics.median(times), step_times_s=times)
+
+    forward_fn = None
+    if infer:
+        def forward(features):
+            return motion_hmr.assemble_sequence(model(features, training=False))
+        forward_fn = tf.function(forward, jit_compile=variant.jit_compile)
+        infer_times = timed(lambda: forward_fn(features), 1, repeats)
+        frames = size.clips * (size.pairs + 1)  # App. B's assembly: P pairs -> P + 1 frames
+        row.update(inference_s_best=min(infer_times), inference_frames_per_s=frames / min(infer_times))
+    matmul_after = matmul_rate(tf, matmul_n, 4)
+    row.update(matmul_gflops_before=matmul_before, matmul_gflops_after=matmul_after,
+               load_average_1min_after=os.getloadavg()[0])
+    if variant.name == "baseline":  # the FLOPs are the model's, whatever runs it: counted once, on float32 graphs
+        row["flops"] = count_flops(model, size, step.get_concrete_function(features, labels),
+                                   forward_fn.get_concrete_function(features) if forward_fn else None)
+    return row
+
+
+def count_flops(model, size: Size, train_step, forward) -> dict:
+    """The training step's and the forward pass's FLOPs: the profiler on the traced (float32, not XLA) graphs of
+    `train_step` and `forward` (None: not counted), plus the BiLSTM analytically."""
+    from mhr_tf.model import trunk
+    units = model.get_layer("temporal").forward_layer.units
+    dim = trunk.feature_dim(size.architecture)
+    train_graph = profiler_flops(train_step)
+    result = {
+        "method": "tf.compat.v1.profiler float_operation on the traced tf.function graphs (2 FLOPs per "
+                  "multiply-add), plus the BiLSTM's matmuls analytically (inside a While loop the profiler skips)",
+        "train_step_gflop": (train_graph + lstm_flops(size, dim, units, True)) / 1e9,
+        "profiler_train_graph_gflop": train_graph / 1e9,
+        "lstm_train_gflop_analytic": lstm_flops(size, dim, units, True) / 1e9,
+    }
+    if forward is not None:
+        result["forward_gflop"] = (profiler_flops(forward) + lstm_flops(size, dim, units, False)) / 1e9
+    if size.architecture == "resnet50":
+        channels = trunk.num_channels(size.channels)
+        per_crop = resnet50_forward_flops(size.crop, channels)
+        result["analytic_resnet50_forward_gflop_per_crop"] = per_crop / 1e9
+        # Backward: the input and the weight gradients, each a convolution as costly as the forward one, except
+        # conv1's input gradient (its input is data).
+        conv1 = 2 * (size.crop // 2) ** 2 * 49 * channels * 64
+        result["analytic_resnet50_train_gflop"] = size.clips * size.pairs * (3 * per_crop - conv1) / 1e9
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The driver: one process per variant, then the table and the JSON
+# ---------------------------------------------------------------------------------------------------------------
+
+def run_in_subprocess(name: str, args) -> dict:
+    variant = VARIANTS[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "row.json"
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--worker_out", str(out),
+                   "--warmup", str(args.warmup), "--repeats", str(args.repeats)]
+        if args.small:
+            command.append("--small")
+        if args.no_inference:
+            command.append("--no_inference")
+        env = {**os.environ, **dict(variant.env)}
+        completed = subprocess.run(command, env=env, capture_output=True, text=True)
+        if completed.returncode != 0 or not out.exists():
+            tail = (completed.stderr or completed.stdout).strip().splitlines()[-5:]
+            return {"variant": name, "description": variant.description, "error": " | ".join(tail)}
+        return json.loads(out.read_text())
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Adds GFLOP/s and the ratios to the matmul rate; returns the FLOP count used."""
+    flops = next((r["flops"] for r in rows if "flops" in r), None)
+    ok = [r for r in rows if "error" not in r]
+    best_matmul = max([r["matmul_gflops_before"] for r in ok] + [r["matmul_gflops_after"] for r in ok])
+    for row in ok:
+        row["gflops"] = flops["train_step_gflop"] / row["step_s_best"] if flops else None
+        same_window = max(row["matmul_gflops_before"], row["matmul_gflops_after"])
+        if flops:
+            row["pct_of_matmul_best"] = 100.0 * row["gflops"] / best_matmul
+            row["pct_of_matmul_same_window"] = 100.0 * row["gflops"] / same_window
+            if "inference_s_best" in row and "forward_gflop" in flops:
+                row["inference_gflops"] = flops["forward_gflop"] / row["inference_s_best"]
+    return {"flops": flops, "matmul_gflops_best": best_matmul}
+
+
+def print_table(rows: list[dict], matmul_best: float) -> None:
+    header = (f"{'variant':<18} {'s/step':>7} {'median':>7} {'GFLOP/s':>8} {'% mm best':>9} {'% mm win':>8} "
+              f"{'mm GF/s':>8} {'infer fr/s':>10} {'load':>5}")
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        if "error" in row:
+            print(f"{row['variant']:<18} error: {row['error'][:100]}")
+            continue
+        mm = max(row["matmul_gflops_before"], row["matmul_gflops_after"])
+        gflops = row.get("gflops") or float("nan")
+        print(f"{row['variant']:<18} {row['step_s_best']:>7.2f} {row['step_s_median']:>7.2f} {gflops:>8.1f} "
+              f"{row.get('pct_of_matmul_best', float('nan')):>8.1f}% {row.get('pct_of_matmul_same_window', float('nan')):>7.1f}% "
+              f"{mm:>8.1f} {row.get('inference_frames_per_s', float('nan')):>10.1f} "
+              f"{row['load_average_1min_before']:>5.1f}")
+    print(f"best float32 matmul over the run: {matmul_best:.1f} GFLOP/s")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="tiny trunk and crops: a smoke run of seconds")
+    parser.add_argument("--variants", default=None, help=f"comma-separated, from {', '.join(VARIANTS)}")
+    parser.add_argument("--warmup", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--no_inference", action="store_true", help="skip the inference (forward) timing")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/model[_small].json)")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker_out", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    mode = "small" if args.small else "full"
+    size = SMALL if args.small else FULL
+    args.warmup = args.warmup if args.warmup is not None else (0 if args.small else 1)
+    args.repeats = args.repeats if args.repeats is not None else (2 if args.small else 3)
+
+    if args.worker:
+        row = run_variant(VARIANTS[args.worker], size, mode, args.warmup, args.repeats, not args.no_inference)
+        args.worker_out.write_text(json.dumps(row))
+        return 0
+
+    names = args.variants.split(",") if args.variants else list(SMALL_VARIANTS if args.small else DEFAULT_VARIANTS)
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        parser.error(f"--variants: unknown {unknown}; expected names from {list(VARIANTS)}")
+    if "baseline" not in names:  # the baseline's process also counts the FLOPs
+        names.insert(0, "baseline")
+    load_before = os.getloadavg()
+    rows = []
+    for name in names:
+        print(f"[{time.strftime('%H:%M:%S')}] {name} (load {os.getloadavg()[0]:.1f}) ...", flush=True)
+        if len(names) == 1 and VARIANTS[name].process_safe():  # e.g. the smoke test: no second TF start-up
+            rows.append(run_variant(VARIANTS[name], size, mode, args.warmup, args.repeats, not args.no_inference))
+        else:
+            rows.append(run_in_subprocess(name, args))
+    summary = summarise(rows)
+    print_table(rows, summary["matmul_gflops_best"])
+    import tensorflow as tf
+    report = {
+        "benchmark": "Motion HMR training step (scripts/benchmark_model.py)",
+        "mode": mode,
+        "size": dataclasses.asdict(size) | {"crops_per_step": size.clips * size.pairs,
+                                            "inference_frames_per_batch": size.clips * (size.pairs + 1)},
+        "machine": {"cpu": _cpu_name(), "logical_cpus": os.cpu_count(), "python": platform.python_version(),
+                    "tensorflow": tf.__version__, "load_average_before": load_before,
+                    "load_average_after": os.getloadavg()},
+        "note": "The CPU is shared with other users: times are the best of several steps, and each variant's "
+                "matmul rate is measured in the same process right before and after its steps.",
+        "matmul": {"n": MATMUL_N[mode], "dtype": "float32", "gflops_best": summary["matmul_gflops_best"]},
+        "flops": summary["flops"],
+        "variants": rows,
+    }
+    out = args.out or Path("benchmarks") / ("model_small.json" if args.small else "model.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
