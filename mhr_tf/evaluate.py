@@ -28,9 +28,13 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
+import tensorflow as tf
 
-from mhr_tf import export, metrics
+from mhr_tf import export, geometry, metrics
 from mhr_tf.body import joints as joint_sets
+from mhr_tf.body import smpl
+from mhr_tf.data import crops, pipeline, threedpw
+from mhr_tf.model import regressor
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +100,6 @@ class Predictor:
 def keras_predictor(model, config: export.ServingConfig, faces: np.ndarray | None = None,
                     name: str | None = None) -> Predictor:
     """A Motion HMR Keras model (built with vertices) as a predictor, through `export.assembled_outputs`."""
-    import tensorflow as tf
     spec = tf.TensorSpec([None, config.num_pairs, config.crop_size, config.crop_size, config.num_channels],
                          tf.float32)
 
@@ -119,7 +122,6 @@ def checkpoint_predictor(model_dir, gin_files=(), gin_params=(), checkpoint=None
 
 def saved_model_predictor(path) -> Predictor:
     """A SavedModel written by `export.export_saved_model` (`path`: the export directory or one version of it)."""
-    import tensorflow as tf
     version = export.resolve_version(path)
     config, faces = export.load_metadata(version)
     loaded = tf.saved_model.load(str(version))
@@ -135,9 +137,6 @@ def saved_model_predictor(path) -> Predictor:
 def mean_pose_predictor(num_frames: int, crop_size: int, body_model_path=None) -> Predictor:
     """The baseline that ignores its input: HMR's mean parameters (`regressor.mean_parameters`) on every frame,
     through the neutral body of `body_model_path`. It needs no input channel but the occlusion indicator."""
-    from mhr_tf import geometry
-    from mhr_tf.body import smpl
-    from mhr_tf.model import regressor
     body = smpl.load_body_model(body_model_path, "neutral")
     theta = regressor.mean_parameters()
     pose, betas, camera = (np.asarray(x, np.float32) for x in regressor.split_parameters(theta))
@@ -221,9 +220,8 @@ class _TrackAssembler:
         return TrackPrediction(**{f.name: values[f.name] for f in dataclasses.fields(TrackPrediction)})
 
 
-def channels_from_names(names) -> "pipeline.Channels":
+def channels_from_names(names) -> pipeline.Channels:
     """The pipeline's `Channels` for the channel groups of a model (e.g. ("flow", "heatmaps", "occlusion"))."""
-    from mhr_tf.data import pipeline
     names = tuple(names)
     channels = pipeline.Channels(use_rgb="rgb" in names, use_flow="flow" in names, use_keypoints="heatmaps" in names)
     if channels.names != names:
@@ -233,7 +231,6 @@ def channels_from_names(names) -> "pipeline.Channels":
 
 
 def count_windows(tracks, num_frames: int) -> int:
-    from mhr_tf.data import pipeline
     return sum(len(pipeline.window_starts(len(t.image_paths), num_frames, "cover")) for t in tracks)
 
 
@@ -246,13 +243,11 @@ def predict_tracks(predictor: Predictor, tracks, batch_size: int = 1,
     `WINDOW_RULE`.
     """
     from tqdm import tqdm
-
-    from mhr_tf.data import pipeline
     config = predictor.config
     dataset = pipeline.make_target_dataset(
         None, num_frames=config.num_frames, batch_size=batch_size, crop_size=config.crop_size,
         channels=channels_from_names(config.channels), flow_backend=config.flow_backend, windows="cover",
-        tracks=tracks)
+        seed=0, repeat=False, tracks=tracks)  # every argument explicit: a run's gin bindings must not change them
     bar = tqdm(total=count_windows(tracks, config.num_frames), desc=predictor.name, unit="window",
                disable=not progress, dynamic_ncols=True)
     current = None
@@ -287,7 +282,6 @@ class GroundTruth:
 
     @classmethod
     def of(cls, track, body, chunk: int = 256) -> "GroundTruth":
-        from mhr_tf.body import smpl
         n = track.num_frames
         betas = np.broadcast_to(track.betas, (n, len(track.betas)))
         vertices = np.concatenate([smpl.forward_numpy(body, betas[i:i + chunk], track.pose_cam[i:i + chunk],
@@ -384,7 +378,6 @@ class _Bodies:
         self.path, self.cache = path, {}
 
     def __call__(self, gender: str):
-        from mhr_tf.body import smpl
         if gender not in self.cache:
             self.cache[gender] = smpl.load_body_model(self.path, gender)
         return self.cache[gender]
@@ -442,7 +435,6 @@ def score_predictions(tracks, predictions: Iterable[tuple[int, TrackPrediction]]
 def evaluate(predictor: Predictor, threedpw_root=None, split: str = SPLIT, tracks=None, batch_size: int = 1,
              body_model_path=None, progress: bool = False) -> EvaluationResult:
     """Evaluate `predictor` on every person track of a 3DPW-format split (or on `tracks`)."""
-    from mhr_tf.data import threedpw
     tracks = tracks if tracks is not None else threedpw.load_split(threedpw_root, split)
     if not tracks:
         raise ValueError(f"{threedpw_root}: the '{split}' split has no sequence files")
@@ -561,7 +553,6 @@ def write_summaries(result: EvaluationResult, log_dir, step: int) -> Path:
     Written with `tf.summary.write` and TensorBoard's plugin names ("scalars", "text"), which is what
     `tf.summary.scalar`/`text` write, but without needing the tensorboard package installed.
     """
-    import tensorflow as tf
     from tensorflow.core.framework import summary_pb2
 
     def metadata(plugin: str) -> bytes:
@@ -587,7 +578,6 @@ def run(out_dir, threedpw_root, split: str = SPLIT, model_dir=None, saved_model=
     """What `scripts/evaluate.py` does: evaluate a checkpoint or a SavedModel (and with `baseline` the mean pose,
     through the same code), write the report, and with `model_dir` TensorBoard summaries in `<model_dir>/eval_<split>`.
     """
-    from mhr_tf.data import crops, pipeline, threedpw
     tracks = threedpw.load_split(threedpw_root, split)
     if sequences:
         tracks = [t for t in tracks if t.sequence in set(sequences)]

@@ -6,7 +6,7 @@ Layout (TF Serving watches `<export_dir>` and serves the highest numbered versio
 <export_dir>/<version>/assets.extra/mhr_tf.json                  the preprocessing it expects (ServingConfig)
 <export_dir>/<version>/assets.extra/faces.npy                    [F, 3] int32 triangles of its body model
 ```
-Signature `serving_default` (the same function is also exported as `serve`):
+Signature `serving_default`:
   input  `inputs`: float32 `[B, T-1, S, S, C]`, the batch contract's paired-box inputs of one T-frame window, as
          `mhr_tf.data.pipeline.network_inputs` makes them (channels in the order of `mhr_tf.json`'s "channels").
   outputs, T frames assembled as App. B says (the T-1 "current" predictions, then the last pair's "future" one):
@@ -21,19 +21,22 @@ graph (OpenCV flow, OpenPose keypoints), exactly as at training time.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
-import logging
 import shutil
 from pathlib import Path
 
+import gin
 import numpy as np
+import tensorflow as tf
 
-log = logging.getLogger(__name__)
+from mhr_tf import train
+from mhr_tf.data import pipeline
+from mhr_tf.model import motion_hmr, trunk
 
 # The outputs a served model returns, per frame of the window (see the module docstring).
 SERVING_OUTPUTS = ("pose", "betas", "camera", "joints3d", "smpl_joints3d", "keypoints2d", "vertices")
 SIGNATURE = "serving_default"
-ENDPOINT = "serve"  # Keras' ExportArchive endpoint; it also becomes `serving_default`
 INPUT_NAME = "inputs"
 # TF Serving ignores `assets.extra/` (it holds warm-up requests there); our metadata rides along in it.
 METADATA_DIR = "assets.extra"
@@ -64,7 +67,6 @@ class ServingConfig:
 
     @property
     def num_channels(self) -> int:
-        from mhr_tf.model import trunk
         return trunk.num_channels(self.channels)
 
     def to_json(self) -> dict:
@@ -98,8 +100,8 @@ def assembled_outputs(outputs: dict) -> dict:
 
     Drops what serving does not return ("features", "domain/logits"); "vertices" only when the model has them.
     """
-    from mhr_tf.model import motion_hmr
-    heads = {k: v for k, v in outputs.items() if k.split("/", 1)[-1] in SERVING_OUTPUTS and "/" in k}
+    heads = {k: v for k, v in outputs.items()
+             if k.startswith(("current/", "future/")) and k.split("/", 1)[1] in SERVING_OUTPUTS}
     frames = motion_hmr.assemble_sequence(heads)
     return {name: frames[name] for name in SERVING_OUTPUTS if name in frames}
 
@@ -113,7 +115,6 @@ def body_faces(model) -> np.ndarray:
 # Restoring a trained model from <model_dir> (checkpoints + operative_config.gin)
 
 def _gin_value(name: str, default):
-    import gin
     try:
         return gin.query_parameter(name)
     except ValueError:  # not bound: the function's default applies, as it did at training time
@@ -126,12 +127,8 @@ def training_config(model_dir=None, gin_files=(), gin_params=()) -> ServingConfi
     `gin_files` default to `<model_dir>/operative_config.gin` (what `train()` wrote). The parsed bindings stay
     active, so that `mhr_tf.train.build_model()` then builds the same network.
     """
-    import inspect
 
-    import gin
 
-    from mhr_tf import train
-    from mhr_tf.data import pipeline
     files = list(gin_files)
     if not files:
         if model_dir is None:
@@ -155,7 +152,6 @@ def training_config(model_dir=None, gin_files=(), gin_params=()) -> ServingConfi
 
 def latest_checkpoint(model_dir) -> str:
     """The newest checkpoint prefix in `<model_dir>/checkpoints`."""
-    import tensorflow as tf
     directory = Path(model_dir) / CHECKPOINT_DIR
     path = tf.train.latest_checkpoint(str(directory))
     if path is None:
@@ -168,15 +164,22 @@ def restore_model(model_dir=None, gin_files=(), gin_params=(), checkpoint=None) 
 
     Fails if the checkpoint does not fit the network the config builds (e.g. the wrong gin file was given).
     """
-    import tensorflow as tf
-
-    from mhr_tf import train
     config = training_config(model_dir, gin_files, gin_params)
     checkpoint = str(checkpoint) if checkpoint is not None else latest_checkpoint(model_dir)
     model = train.build_model(crop_size=config.crop_size, channels=config.channels, num_pairs=config.num_pairs,
                               with_vertices=True)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    status = tf.train.Checkpoint(model=model, step=step).restore(checkpoint).expect_partial()
+    root = tf.train.Checkpoint(model=model, step=step)
+    # A variable the checkpoint's object graph cannot reach was never saved: it would keep its random initial value
+    # and the "trained" model would differ at every restore. Refuse rather than evaluate such a model.
+    reachable = {id(obj) for obj in tf.train.TrackableView(root).descendants()}
+    untracked = [v.path for v in model.variables if id(v) not in reachable and "seed_generator" not in v.path]
+    if untracked:
+        raise ExportError(f"{checkpoint}: the model's variables {untracked[:6]}{' ...' if len(untracked) > 6 else ''}"
+                          f" ({len(untracked)} in all) are not tracked by tf.train.Checkpoint, so no checkpoint "
+                          "holds them and they would be random after every restore; the layer that owns them must "
+                          "track them (e.g. as attributes, not in a plain list), and the model retrained")
+    status = root.restore(checkpoint).expect_partial()
     try:
         status.assert_existing_objects_matched()
     except AssertionError as error:
@@ -198,6 +201,16 @@ def next_version(export_dir) -> int:
     return max(versions, default=0) + 1
 
 
+class Servable(tf.Module):
+    """The Keras model's variables and one `tf.function` with a fixed input signature: what TF Serving calls."""
+
+    def __init__(self, model, spec: tf.TensorSpec):
+        super().__init__(name="motion_hmr")
+        self.model = model
+        self.serve = tf.function(lambda inputs: assembled_outputs(model({"inputs": inputs}, training=False)),
+                                 input_signature=[spec], autograph=False)
+
+
 def export_saved_model(model, config: ServingConfig, export_dir, version: int | None = None,
                        faces: np.ndarray | None = None) -> Path:
     """Write `model` as `<export_dir>/<version>/` (default: the next version); returns that directory.
@@ -205,8 +218,6 @@ def export_saved_model(model, config: ServingConfig, export_dir, version: int | 
     The version directory appears at once, fully written (written under a temporary name, then renamed), because
     TF Serving loads a new version as soon as it sees it.
     """
-    import keras
-    import tensorflow as tf
     export_dir = Path(export_dir)
     version = next_version(export_dir) if version is None else int(version)
     target = export_dir / str(version)
@@ -217,16 +228,11 @@ def export_saved_model(model, config: ServingConfig, export_dir, version: int | 
     if partial.exists():
         shutil.rmtree(partial)
 
-    def serve(inputs):
-        return assembled_outputs(model({"inputs": inputs}, training=False))
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    spec = tf.TensorSpec([None, config.num_pairs, config.crop_size, config.crop_size, config.num_channels],
-                         tf.float32, name=INPUT_NAME)
-    archive.add_endpoint(name=ENDPOINT, fn=serve, input_signature=[spec])
+    servable = Servable(model, tf.TensorSpec(
+        [None, config.num_pairs, config.crop_size, config.crop_size, config.num_channels], tf.float32,
+        name=INPUT_NAME))
     export_dir.mkdir(parents=True, exist_ok=True)
-    archive.write_out(str(partial), verbose=False)
+    tf.saved_model.save(servable, str(partial), signatures={SIGNATURE: servable.serve})
     metadata = partial / METADATA_DIR
     metadata.mkdir(exist_ok=True)
     (metadata / CONFIG_FILE).write_text(json.dumps(config.to_json(), indent=2) + "\n")

@@ -33,16 +33,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import tempfile
 from pathlib import Path
 
+import cv2
 import numpy as np
+from scipy.spatial.transform import Rotation
+from tqdm import tqdm
 
 from mhr_tf import evaluate, geometry
 from mhr_tf.body import joints as joint_sets
-
-log = logging.getLogger(__name__)
+from mhr_tf.data import openpose, pipeline, threedpw, videos
+from mhr_tf.sim import render
 
 FORMAT = "mhr_tf.predict/1"
 STATUS_OK, STATUS_NO_PERSON, STATUS_FEW_KEYPOINTS = "ok", "no_person", "too_few_keypoints"
@@ -51,6 +53,7 @@ JPEG_QUALITY = 95
 DEFAULT_FPS = 30.0  # 3DPW's image rate, used when frames come from a 3DPW sequence
 # Paper Fig. 5: "the image-aligned estimated mesh, and the same mesh rotated by 60 degrees".
 SIDE_VIEW_DEG = 60.0
+SIDE_VIEW_PANEL = 0.6  # width of the side-view panel, as a fraction of the frame height
 # The weak-perspective body is drawn with a perspective renderer at this depth: near enough to orthographic that a
 # 0.5 m deep body changes size by 5 % front to back.
 RENDER_DEPTH_M = 10.0
@@ -64,6 +67,12 @@ LSP_BONES = (("right_ankle", "right_knee"), ("right_knee", "right_hip"), ("left_
              ("right_shoulder", "left_shoulder"), ("right_shoulder", "right_hip"), ("left_shoulder", "left_hip"),
              ("neck", "head_top"))
 _BONES = [(joint_sets.LSP_14.index(a), joint_sets.LSP_14.index(b)) for a, b in LSP_BONES]
+UNITS = {
+    "pose": "SMPL axis-angle, radians; root orientation in the camera frame (x right, y down, z forward)",
+    "camera": "HMR weak perspective (s, tx, ty): box coordinates x = s (X + tx), y = s (Y + ty) in [-1, 1]",
+    "box_centre": "pixels", "box_size": "pixels",
+    "joints3d": "metres, body frame: root joint at its rest position, camera-frame orientation",
+    "smpl_joints3d": "metres, body frame", "keypoints2d": "image pixels"}
 PER_FRAME_ARRAYS = ("pose", "betas", "camera", "box_centre", "box_size", "joints3d", "smpl_joints3d",
                     "keypoints2d")
 
@@ -82,9 +91,6 @@ class VideoTrack:
 
 def extract_frames(video, directory) -> tuple[tuple[str, ...], float]:
     """Decode `video` frame by frame into `directory/image_%05d.jpg`; returns the paths and the frame rate."""
-    import cv2
-
-    from mhr_tf.data import videos
     video, directory = Path(video), Path(directory)
     if not video.is_file():
         raise videos.UnreadableVideoError(f"{video}: no such video file")
@@ -116,7 +122,6 @@ def openpose_keypoints(directory, num_frames: int) -> tuple[np.ndarray, np.ndarr
     File frame number k is video frame k (OpenPose numbers a video's frames from 0); frames without a file have no
     person.
     """
-    from mhr_tf.data import openpose
     track = openpose.load_openpose_dir(directory, joint_names=joint_sets.COCO_18)
     beyond = np.flatnonzero((track.frame_numbers >= num_frames) | (track.frame_numbers < 0))
     if beyond.size:
@@ -141,7 +146,6 @@ def video_track(out_frames_dir, video=None, keypoints_dir=None, threedpw_sequenc
                          "PyPI; run OpenPose with --write_json DIR on the video")
     sequence = None
     if threedpw_sequence is not None:
-        from mhr_tf.data import threedpw
         people = threedpw.load_sequence(threedpw_sequence)
         if not 0 <= person < len(people):
             raise ValueError(f"{threedpw_sequence}: person {person} — the sequence has {len(people)} people")
@@ -168,17 +172,16 @@ def video_track(out_frames_dir, video=None, keypoints_dir=None, threedpw_sequenc
 def frame_results(track: VideoTrack, prediction: evaluate.TrackPrediction, crop_size: int,
                   save_vertices: bool = False) -> dict[str, np.ndarray]:
     """The arrays of `predictions.npz` (see the module docstring)."""
-    from mhr_tf.data import pipeline
     confident = pipeline.coco_to_lsp_keypoints(track.keypoints2d)[..., 2] > pipeline.KEYPOINT_CONFIDENCE
     valid = ~np.asarray(prediction.occluded, bool)
     status = np.where(valid, STATUS_OK, np.where(track.present, STATUS_FEW_KEYPOINTS, STATUS_NO_PERSON))
     crop_points = geometry.normalized_to_crop_pixels(np.asarray(prediction.keypoints2d, np.float64), crop_size)
     image_points = geometry.crop_to_image(crop_points, prediction.box_centre.astype(np.float64),
                                           prediction.box_size.astype(np.float64), crop_size)
-    values = {name: np.asarray(getattr(prediction, name), np.float32) for name in PER_FRAME_ARRAYS}
+    values = {name: np.array(getattr(prediction, name), np.float32) for name in PER_FRAME_ARRAYS}  # copies
     values["keypoints2d"] = image_points.astype(np.float32)
     if save_vertices and prediction.vertices is not None:
-        values["vertices"] = np.asarray(prediction.vertices, np.float32)
+        values["vertices"] = np.array(prediction.vertices, np.float32)
     for value in values.values():
         value[~valid] = np.nan
     return {"frame": np.arange(len(valid), dtype=np.int64), "status": status.astype(str), "valid": valid,
@@ -214,7 +217,6 @@ def _render_points(points_px: np.ndarray, depth: np.ndarray, scale: float):
 
 
 def _blend(image: np.ndarray, vertices: np.ndarray, intrinsics, faces: np.ndarray) -> np.ndarray:
-    from mhr_tf.sim import render
     # Two-sided: an untrained model's camera scale can be negative, which mirrors the mesh.
     drawn = render.render(vertices, faces, intrinsics, image.shape[:2], light_dir=(0.0, -0.4, -0.9),
                           background=image)
@@ -226,8 +228,6 @@ def _blend(image: np.ndarray, vertices: np.ndarray, intrinsics, faces: np.ndarra
 def overlay_frame(image: np.ndarray, results: dict, t: int, faces: np.ndarray, crop_size: int,
                   vertices: np.ndarray | None, side_width: int) -> np.ndarray:
     """One overlay frame `[H, W + side_width, 3]` uint8: the mesh and skeleton on the image, the turned mesh beside."""
-    import cv2
-    from scipy.spatial.transform import Rotation
     height = image.shape[0]
     side = np.full((height, side_width, 3), 235, np.uint8)
     image = image.copy()
@@ -262,9 +262,6 @@ class _VideoSink:
     """Writes frames one at a time with the codec `videos.write_video` uses for the extension."""
 
     def __init__(self, path, fps: float, height: int, width: int):
-        import cv2
-
-        from mhr_tf.data import videos
         self.path = Path(path)
         fourcc = videos.WRITE_FOURCC[self.path.suffix.lower()]
         self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), float(fps), (width, height))
@@ -281,14 +278,10 @@ class _VideoSink:
 def write_overlay(path, track: VideoTrack, results: dict, vertices: np.ndarray | None, faces: np.ndarray,
                   crop_size: int, fps: float, progress: bool = False) -> Path:
     """`overlay.mp4`: each frame with its prediction drawn (see `overlay_frame`), scaled to OVERLAY_MAX_SIDE."""
-    import cv2
-    from tqdm import tqdm
-
-    from mhr_tf.data import threedpw
     first = threedpw.read_image(track.image_paths[0])
     zoom = min(1.0, OVERLAY_MAX_SIDE / max(first.shape[:2]))
     height, width = (int(round(d * zoom / 2)) * 2 for d in first.shape[:2])  # the codec needs even sizes
-    side_width = int(round(0.6 * height / 2)) * 2
+    side_width = int(round(SIDE_VIEW_PANEL * height / 2)) * 2
     # The box, and with it the pixels per metre, shrinks with the frame; the camera is box-relative and stays.
     scaled = {**results, **{name: results[name] * zoom for name in ("box_centre", "box_size", "keypoints2d")}}
     sink = _VideoSink(path, fps, height, width + side_width)
@@ -310,7 +303,6 @@ def predict_video(predictor: evaluate.Predictor, out_dir, video=None, keypoints_
                   keep_frames: bool = False, progress: bool = False) -> dict[str, Path]:
     """Run `predictor` on one person of a video and write `predictions.npz`, `predictions.json` and (with
     `overlay`) `overlay.mp4` into `out_dir`; returns the paths written."""
-    from mhr_tf.data import threedpw
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".frames-") as scratch:
@@ -326,12 +318,7 @@ def predict_video(predictor: evaluate.Predictor, out_dir, video=None, keypoints_
             "person": person, "model": predictor.name, "model_source": config.source,
             "num_frames": len(track.image_paths), "fps": fps, "image_size": list(image_hw),
             "window_frames": config.num_frames, "crop_size": config.crop_size, "channels": list(config.channels),
-            "combination_rule": evaluate.WINDOW_RULE,
-            "units": {"joints3d": "metres, body frame (root joint at rest position, camera-frame orientation: "
-                                  "x right, y down, z forward)", "keypoints2d": "image pixels",
-                      "pose": "SMPL axis-angle, radians", "camera": "HMR weak perspective (s, tx, ty) in the box's "
-                                                                  "normalized coordinates",
-                      "box_centre": "pixels", "box_size": "pixels"},
+            "combination_rule": evaluate.WINDOW_RULE, "units": UNITS,
             "joint_sets": {"joints3d": list(joint_sets.LSP_14), "smpl_joints3d": list(joint_sets.SMPL_24),
                            "keypoints2d": list(joint_sets.LSP_14)},
             "frames_without_person": [int(t) for t in np.flatnonzero(results["status"] == STATUS_NO_PERSON)],
@@ -342,11 +329,8 @@ def predict_video(predictor: evaluate.Predictor, out_dir, video=None, keypoints_
         np.savez(written["npz"], fps=np.float64(fps), image_size=np.array(image_hw, np.int64), **results)
         written["json"].write_text(json.dumps(results_json(results, header)) + "\n")
         if overlay:
-            vertices = None
-            if prediction.vertices is not None:
-                vertices = np.where(results["valid"][:, None, None], prediction.vertices, np.nan)
-            written["overlay"] = write_overlay(out_dir / "overlay.mp4", track, results, vertices, predictor.faces,
-                                               config.crop_size, fps, progress)
+            written["overlay"] = write_overlay(out_dir / "overlay.mp4", track, results, prediction.vertices,
+                                               predictor.faces, config.crop_size, fps, progress)
     if keep_frames:
         written["frames"] = frames_dir
     return written

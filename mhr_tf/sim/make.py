@@ -74,7 +74,7 @@ def body_model(path: str | None, gender: str):
     return smpl.load_body_model(path, gender)
 
 
-def _preload_bodies(path: str | None, genders) -> None:
+def preload_bodies(path: str | None = None, genders=("female", "male")) -> None:
     """Load the bodies in this process before workers fork from it: they inherit the models and the modules (the
     body layer's module imports TensorFlow, seconds per process) instead of loading them each."""
     for gender in genders:
@@ -212,7 +212,9 @@ def make_surreal_sequence(seed: int, index: int, num_frames: int, body_model_pat
     model = body_model(body_model_path, gender)
     betas = random_betas(rng)
     moving = motion.sample_motion(rng, num_frames, motion.FPS, kinds)
-    zrot = float(rng.uniform(0.0, 2.0 * np.pi))  # main_part1.py: random_zrot = 2 pi U(0, 1), once per clip
+    # main_part1.py: random_zrot = 2 pi U(0, 1), once per clip. Our motion's heading is already random, so zrot is
+    # only recorded: the writer's stored root orientation undoes it, and the file stays consistent.
+    zrot = float(rng.uniform(0.0, 2.0 * np.pi))
     vertices, joints = _forward(model, betas, moving.pose, moving.trans)
     rotation, centre, cam_dist = surreal_camera(joints[:, _PELVIS], rng)
     vertices_cam = (vertices - centre) @ rotation.T  # [T, V, 3]
@@ -279,11 +281,12 @@ def write_surreal_set(root, num_sequences: int, num_frames: int, seed: int, work
     """Write `num_sequences` simulated SURREAL clips into `root` (SURREAL's layout); returns their .mp4 paths.
 
     `split` None spreads them over train/val/test by `SURREAL_SPLIT_CYCLE`; a split name puts all of them there.
+    Clips of an earlier, larger set in `root` are left in place; the set record (`read_set_record`) lists this set's.
     """
     if split is not None and split not in surreal.SPLITS:
         raise ValueError(f"write_surreal_set: split {split!r}, expected one of {surreal.SPLITS} or None")
     root = Path(root)
-    _preload_bodies(body_model_path, surreal.GENDERS)
+    preload_bodies(body_model_path, surreal.GENDERS)
     job = functools.partial(write_surreal_sequence, root, seed, num_frames=num_frames, split=split,
                             body_model_path=body_model_path)
     paths = run_parallel(job, range(num_sequences), workers, "SURREAL sequences", progress)
@@ -320,6 +323,7 @@ THREEDPW_IMAGE_HW = (480, 270)
 THREEDPW_INTRINSICS = geometry.Intrinsics(490.0, 490.0, 135.0, 240.0)
 TWO_PEOPLE_PROBABILITY = 0.35
 PAIR_SPACING_M = (0.9, 1.5)  # side by side, as 3DPW's walking pairs
+PAIR_VIEW_SPREAD_DEG = 50.0  # the camera sees a pair within this angle of straight across their line
 CAMERA_DISTANCE_M = (2.5, 4.5)  # from the people to the hand-held camera: 3DPW-like framing
 CAMERA_HEIGHT_M = (1.25, 1.7)  # above the floor
 MIN_DEPTH_M = 1.8  # no joint closer to the camera than this
@@ -333,6 +337,8 @@ INVALID_CAMPOSE_PROBABILITY = 0.3  # a sequence has a short run of frames whose 
 INVALID_CAMPOSE_FRAMES = (2, 6)
 INVALID_CAMPOSE_ERROR_DEG = (2.0, 5.0)  # how far off the stored camera rotation is on those frames
 BLUR_SIGMA_PX = (0.3, 1.2)
+EXPOSURE = 0.5  # share of the frame interval the shutter is open: motion blur is half the inter-frame motion
+MAX_STREAK_PX = 15.0
 NOISE_STD = (2.0, 7.0)  # sensor noise, 0..255 units
 JPEG_QUALITY = (70, 92)
 
@@ -545,6 +551,11 @@ def _hand_held_camera(pelvis: np.ndarray, floor_y: float, rng: np.random.Generat
     num_frames = pelvis.shape[1]
     group = pelvis.mean(axis=0)  # [N, 3]
     bearing = rng.uniform(0.0, 2.0 * np.pi)
+    if len(pelvis) > 1:  # the operator frames a pair from the front or back of their line, not along it
+        line = (pelvis[1, 0] - pelvis[0, 0]) * np.array([1.0, 0.0, 1.0])
+        across = np.cross(UP, line)
+        bearing = np.arctan2(across[0], across[2]) + rng.choice([0.0, np.pi]) + np.radians(rng.uniform(
+            -PAIR_VIEW_SPREAD_DEG, PAIR_VIEW_SPREAD_DEG))
     away = np.array([np.sin(bearing), 0.0, np.cos(bearing)])
     follow = rng.uniform(*CAMERA_FOLLOW)
     height = floor_y + rng.uniform(*CAMERA_HEIGHT_M)
@@ -644,24 +655,31 @@ def _degrade(images: np.ndarray, cam_poses: np.ndarray, rng: np.random.Generator
     gamma = rng.uniform(0.8, 1.25)
     sigma = rng.uniform(*BLUR_SIGMA_PX)
     noise = rng.uniform(*NOISE_STD)
+    levels = np.arange(256, dtype=np.float64)[:, None] / 255.0
+    grading = np.clip(np.rint(levels ** gamma * gain * 255.0), 0, 255).astype(np.uint8)[:, None, :]  # [256, 1, 3]
     k = THREEDPW_INTRINSICS
     out = np.empty_like(images)
     for t, image in enumerate(images):
-        x = (image.astype(np.float32) / 255.0) ** gamma * gain * 255.0
-        # Image motion of the scene at the centre between this frame and the previous one (the camera's turn).
-        prev = cam_poses[max(t - 1, 0), :3, :3]
-        direction = cam_poses[t, :3, :3] @ prev.T[:, 2]
-        motion_px = np.array([k.fx * direction[0] / direction[2], k.fy * direction[1] / direction[2]]) * 0.5
-        length = int(min(round(float(np.linalg.norm(motion_px))), 9))
-        if length >= 2:
-            kernel = np.zeros((2 * length + 1, 2 * length + 1), np.float32)
-            end = motion_px / np.linalg.norm(motion_px) * length
-            cv2.line(kernel, (int(round(length - end[0])), int(round(length - end[1]))),
-                     (int(round(length + end[0])), int(round(length + end[1]))), 1.0, 1)
+        x = cv2.LUT(np.ascontiguousarray(image), grading)
+        # Image motion of the scene at the centre since the previous frame (the camera's turn), smeared over the
+        # exposure.
+        previous_axis = cam_poses[max(t - 1, 0), 2, :3]
+        direction = cam_poses[t, :3, :3] @ previous_axis
+        streak = EXPOSURE * np.array([k.fx * direction[0] / direction[2], k.fy * direction[1] / direction[2]])
+        length = float(np.linalg.norm(streak))
+        if length >= 2.0:
+            streak *= min(length, MAX_STREAK_PX) / length
+            half = int(np.ceil(np.abs(streak).max() / 2.0))
+            kernel = np.zeros((2 * half + 1, 2 * half + 1), np.float32)
+            a, b = half - streak / 2.0, half + streak / 2.0
+            cv2.line(kernel, tuple(int(round(c)) for c in a), tuple(int(round(c)) for c in b), 1.0, 1)
             x = cv2.filter2D(x, -1, kernel / kernel.sum())
         x = cv2.GaussianBlur(x, (0, 0), sigma)
-        x = x + rng.normal(0.0, noise, x.shape).astype(np.float32)
-        out[t] = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+        # OpenCV's generator, seeded from ours (deterministic), draws the noise several times faster than numpy.
+        cv2.setRNGSeed(int(rng.integers(2 ** 31)))
+        grain = np.empty(x.shape, np.int16)
+        cv2.randn(grain, 0.0, noise)
+        out[t] = cv2.add(x, grain, dtype=cv2.CV_8U)  # saturating
     return out
 
 
@@ -785,7 +803,7 @@ def write_threedpw_set(root, num_sequences: int, num_frames: int, seed: int, wor
     if split is not None and split not in threedpw.SPLITS:
         raise ValueError(f"write_threedpw_set: split {split!r}, expected one of {threedpw.SPLITS} or None")
     root = Path(root)
-    _preload_bodies(body_model_path, ("male", "female"))
+    preload_bodies(body_model_path, ("male", "female"))
     job = functools.partial(write_threedpw_sequence, root, seed, num_frames=num_frames, split=split,
                             body_model_path=body_model_path)
     paths = run_parallel(job, range(num_sequences), workers, "shifted-domain sequences", progress)

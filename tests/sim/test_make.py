@@ -160,6 +160,15 @@ def test_surreal_visible_joints_land_on_their_own_body_parts(surreal_set):
     assert hits / visible > 0.85
 
 
+def test_surreal_preview_shows_the_decoded_segmentation(surreal_set, tmp_path):
+    root, paths, _ = surreal_set
+    sheet = cv2.imread(str(make.preview_surreal(root, tmp_path / "preview.png")))
+    assert sheet.shape == (2 * (240 + 240 + 6), 6 * 320 + 5 * 4, 3)
+    clip = surreal.load_clip(paths[0], load_depth=False)
+    tile = sheet[240:480, :320]  # the first clip's segmentation of frame 0, joints drawn over the body
+    assert abs((tile.max(axis=-1) == 0).mean() - (clip.segm[0] == 0).mean()) < 0.01
+
+
 def test_surreal_same_seed_writes_the_same_bytes(surreal_set, tmp_path):
     root, paths, _ = surreal_set
     again = make.write_surreal_sequence(tmp_path, SEED, 0, FRAMES)
@@ -188,6 +197,20 @@ def test_surreal_camera_keeps_a_running_person_in_frame_at_surreal_distances():
         uv = _project((run - centre) @ rotation.T, 600.0, 600.0, 160.0, 120.0)
         assert np.all((uv[:, 0] > 0) & (uv[:, 0] < 320) & (uv[:, 1] > 0) & (uv[:, 1] < 240))
         assert np.allclose(rotation[1], [0.0, -1.0, 0.0])  # level camera: image down is world down
+
+
+def test_look_at_puts_the_target_on_the_optical_axis_with_level_image_rows():
+    rng = np.random.default_rng(2)
+    eye, target = rng.normal(size=(50, 3)) * 3.0, rng.normal(size=(50, 3)) * 3.0
+    rotation = make.look_at(eye, target)
+    np.testing.assert_allclose(rotation @ np.swapaxes(rotation, -1, -2), np.broadcast_to(np.eye(3), (50, 3, 3)),
+                               atol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(rotation), 1.0, atol=1e-12)
+    seen = np.einsum("nij,nj->ni", rotation, target - eye)  # the target in the camera frame
+    np.testing.assert_allclose(seen[:, :2], 0.0, atol=1e-9)
+    assert np.all(seen[:, 2] > 0)
+    np.testing.assert_allclose(rotation[:, 0, 1], 0.0, atol=1e-12)  # image rows are level: x has no world-up part
+    assert np.all(rotation[:, 1, 1] < 0)  # image down points to world down
 
 
 def test_split_cycles_put_one_in_ten_surreal_sequences_in_val_and_one_in_test():
@@ -339,6 +362,13 @@ def test_face_keypoints_sit_where_a_face_is():
     assert p["left_ear"][0] > p["left_eye"][0] and p["right_ear"][0] < p["right_eye"][0]
     assert p["nose"][2] > p["left_eye"][2] > p["left_ear"][2]
     assert abs(p["left_ear"][0] + p["right_ear"][0]) < 0.02  # symmetric
+
+
+def test_threedpw_preview_draws_every_sequence(threedpw_set, tmp_path):
+    root, sequences = threedpw_set
+    sheet = cv2.imread(str(make.preview_threedpw(root, tmp_path / "preview.png")))
+    height, width = make.THREEDPW_IMAGE_HW
+    assert sheet.shape == (len(sequences) * (height + 6), 6 * width + 5 * 4, 3)
 
 
 def test_threedpw_same_seed_writes_the_same_pickle(threedpw_set, tmp_path):
