@@ -115,6 +115,7 @@ def train(model_dir, surreal_root=None, background_root=None, threedpw_root=None
     background_root = Path(background_root or simulator_root("backgrounds"))
     if mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    keras.utils.set_random_seed(seed)  # the same seed gives the same initial weights
     channels = pipeline.Channels()
     strategy = make_strategy()
     global_batch = batch_size  # clips per step over all replicas
@@ -125,7 +126,11 @@ def train(model_dir, surreal_root=None, background_root=None, threedpw_root=None
         optimizer = keras.optimizers.Adam(learning_rate_schedule())
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         next_example = tf.Variable(0, dtype=tf.int64, trainable=False, name="next_example")
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, next_example=next_example)
+        # Dropout's random state lives in Keras seed generators, which the model's checkpoint does not hold; saving
+        # them too makes a resumed run draw the same dropout masks as an uninterrupted one.
+        seed_states = [v.value for v in model.non_trainable_variables if "seed_generator" in v.path]
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, next_example=next_example,
+                                         seed_states=seed_states)
     manager = tf.train.CheckpointManager(checkpoint, model_dir / "checkpoints", max_to_keep=keep_checkpoints)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).expect_partial()

@@ -58,6 +58,12 @@ FULL = Size(clips=3, pairs=30, crop=224, architecture="resnet50")
 SMALL = Size(clips=1, pairs=3, crop=64, architecture="resnet_tiny",
              model_kwargs=(("lstm_units", 16), ("head_units", 16), ("regressor_units", 16)))
 MATMUL_N = {"full": 4096, "small": 512}  # square float32 matmul: 2 n^3 FLOPs
+MATMUL_REPEATS = 4
+# The bf16 accuracy check: the full architecture on one clip of 4 pairs (same weights, one batch), and a fixed-batch
+# fit of the small size.
+ACCURACY_SIZES = {"full": (dataclasses.replace(FULL, clips=1, pairs=4), SMALL, 40),
+                  "small": (SMALL, SMALL, 5)}
+FIT_LEARNING_RATE = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +71,7 @@ class Variant:
     """One way of running the same step. `env` is set before TensorFlow is imported in the variant's process."""
     name: str
     description: str
-    jit_compile: bool = False
+    jit: str = ""  # XLA: "" none, "trunk" the ResNet's forward and backward, "step" the whole replica step
     policy: str = "float32"  # a Keras dtype policy
     intra_threads: int = 0  # 0: TensorFlow's default (all logical CPUs)
     inter_threads: int = 0
@@ -81,25 +87,28 @@ class Variant:
 
 VARIANTS = {v.name: v for v in (
     Variant("baseline", "train.py as it is: tf.function, float32, MirroredStrategy, default threads"),
-    Variant("no_strategy", "as baseline without MirroredStrategy (default strategy)", strategy="default"),
+    Variant("bf16", "keras mixed_bfloat16 policy (AVX512_BF16 via oneDNN); train.py's mixed_precision=True",
+            policy="mixed_bfloat16"),
+    Variant("fused_bn", "BatchNormalization as one FusedBatchNormV3 op (and one gradient op)",
+            fused_batch_norm=True),
+    Variant("bf16_fused_bn", "mixed_bfloat16 and fused_bn", policy="mixed_bfloat16", fused_batch_norm=True),
+    Variant("xla_trunk", "the ResNet trunk's forward and backward under tf.function(jit_compile=True)",
+            jit="trunk"),
+    Variant("bf16_xla_trunk", "mixed_bfloat16 and xla_trunk", policy="mixed_bfloat16", jit="trunk"),
     Variant("threads_2x1", "intra-op 2 threads, inter-op 1", intra_threads=2, inter_threads=1),
-    Variant("onednn_off", "TF_ENABLE_ONEDNN_OPTS=0 (Eigen kernels)", env=(("TF_ENABLE_ONEDNN_OPTS", "0"),)),
-    Variant("xla", "replica step under tf.function(jit_compile=True)", jit_compile=True),
-    Variant("bf16", "keras mixed_bfloat16 policy (AVX512_BF16 via oneDNN)", policy="mixed_bfloat16"),
     Variant("bf16_threads_2x1", "mixed_bfloat16, intra-op 2, inter-op 1", policy="mixed_bfloat16",
             intra_threads=2, inter_threads=1),
-    Variant("bf16_xla", "mixed_bfloat16 and jit_compile=True", policy="mixed_bfloat16", jit_compile=True),
-    Variant("fused_bn", "BatchNormalization as one FusedBatchNormV3 op (forward) and one grad op (backward)",
-            fused_batch_norm=True),
-    Variant("fused_bn_xla", "fused_bn and jit_compile=True", fused_batch_norm=True, jit_compile=True),
-    Variant("bf16_fused_bn", "mixed_bfloat16 and fused_bn", policy="mixed_bfloat16", fused_batch_norm=True),
     Variant("amp_onednn_bf16", "float32 model, grappler's auto_mixed_precision_onednn_bfloat16 rewrite",
             grappler=(("auto_mixed_precision_onednn_bfloat16", True),)),
-    Variant("xla_onednn", "jit_compile=True with XLA's oneDNN custom calls",
-            jit_compile=True, env=(("XLA_FLAGS", "--xla_cpu_experimental_onednn_custom_call=true"),)),
     Variant("fpmath_bf16", "float32 model, oneDNN computes float32 convolutions/matmuls in bf16 "
             "(oneDNN's fpmath mode BF16, set through TensorFlow's and oneDNN's variables)",
             env=(("TF_SET_ONEDNN_FPMATH_MODE", "BF16"), ("ONEDNN_DEFAULT_FPMATH_MODE", "BF16"))),
+    Variant("xla_auto", "XLA auto-clustering of the step's graph (TF_XLA_FLAGS)",
+            env=(("TF_XLA_FLAGS", "--tf_xla_auto_jit=2 --tf_xla_cpu_global_jit"),)),
+    Variant("no_strategy", "as baseline without MirroredStrategy (default strategy)", strategy="default"),
+    Variant("onednn_off", "TF_ENABLE_ONEDNN_OPTS=0 (Eigen kernels)", env=(("TF_ENABLE_ONEDNN_OPTS", "0"),)),
+    Variant("xla_step", "the whole replica step (model, losses, Adam) under tf.function(jit_compile=True)",
+            jit="step"),
 )}
 DEFAULT_VARIANTS = tuple(VARIANTS)
 SMALL_VARIANTS = ("baseline",)
@@ -122,11 +131,13 @@ def configure(variant: Variant):
         tf.config.optimizer.set_experimental_options(dict(variant.grappler))
     keras.mixed_precision.set_global_policy(variant.policy)
     if variant.fused_batch_norm:
+        global _keras_batch_norm_call
+        _keras_batch_norm_call = keras.layers.BatchNormalization.call
         keras.layers.BatchNormalization.call = fused_batch_norm_call
     return tf, keras
 
 
-_keras_batch_norm_call = None
+_keras_batch_norm_call = None  # Keras' own BatchNormalization.call, kept when fused_batch_norm_call replaces it
 
 
 def fused_batch_norm_call(self, inputs, training=None, mask=None):
@@ -137,11 +148,7 @@ def fused_batch_norm_call(self, inputs, training=None, mask=None):
     statistics and the normalisation in one op and its gradient in one FusedBatchNormGradV3. Same statistics (the
     running variance is Bessel-corrected, N / (N - 1) with N = crops x pixels), same moving-average update.
     """
-    import keras
     import tensorflow as tf
-    global _keras_batch_norm_call
-    if _keras_batch_norm_call is None:
-        _keras_batch_norm_call = keras.src.layers.normalization.batch_normalization.BatchNormalization.__dict__["call"]
     axis = self.axis if isinstance(self.axis, int) else None
     if (mask is not None or len(inputs.shape) != 4 or axis not in (-1, 3) or self.renorm or self.synchronized
             or not (self.scale and self.center)):
@@ -193,27 +200,38 @@ def random_batch(size: Size, seed: int = 0):
     return {"inputs": f32(inputs)}, labels
 
 
-def build(size: Size):
+def build(size: Size, **overrides):
     from mhr_tf.model import motion_hmr
     return motion_hmr.build_model(crop_size=size.crop, channels=size.channels, architecture=size.architecture,
-                                  num_pairs=size.pairs, **dict(size.model_kwargs))
+                                  num_pairs=size.pairs, **{**dict(size.model_kwargs), **overrides})
 
 
-def make_train_step(model, optimizer, strategy, global_batch: int, jit_compile: bool):
-    """`mhr_tf/train.py`'s train_step, minus the metric bookkeeping that does not change its cost."""
+def make_train_step(model, optimizer, strategy, global_batch: int, jit: str = ""):
+    """`mhr_tf/train.py`'s train_step, minus the metric bookkeeping that does not change its cost.
+
+    `jit`: "trunk" compiles the ResNet trunk's call with XLA (and its gradient with it); "step" compiles the whole
+    replica step (model, losses, gradients, Adam).
+    """
     import tensorflow as tf
     from mhr_tf import losses
 
+    if jit == "trunk":  # XLA for the ResNet only: the BiLSTM's While loop cannot cross an XLA boundary in gradients
+        pair_trunk = model.get_layer("trunk")
+        pair_trunk.call = tf.function(pair_trunk.call, jit_compile=True)
+
+    def call_model(features):
+        return model(features, training=True)
+
     def replica_step(features, labels):
         with tf.GradientTape() as tape:
-            outputs = model(features, training=True)
+            outputs = call_model(features)
             terms = losses.motion_hmr_losses(labels, outputs)
             loss = tf.nn.compute_average_loss(terms["total"], global_batch_size=global_batch)
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return loss
 
-    inner = tf.function(replica_step, jit_compile=True) if jit_compile else replica_step
+    inner = tf.function(replica_step, jit_compile=True) if jit == "step" else replica_step
 
     @tf.function
     def train_step(features, labels):
@@ -239,7 +257,12 @@ def profiler_flops(concrete_function) -> float:
     import tensorflow as tf
     options = tf.compat.v1.profiler.ProfileOptionBuilder(
         tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()).with_empty_output().build()
-    return float(tf.compat.v1.profiler.profile(graph=concrete_function.graph, options=options).total_float_ops)
+    level = tf.get_logger().level
+    tf.get_logger().setLevel("ERROR")  # the profiler's FLOP rules log TF1 deprecation notices for every conv
+    try:
+        return float(tf.compat.v1.profiler.profile(graph=concrete_function.graph, options=options).total_float_ops)
+    finally:
+        tf.get_logger().setLevel(level)
 
 
 def lstm_flops(size: Size, feature_dim: int, units: int, training: bool) -> float:
@@ -264,7 +287,8 @@ def resnet50_forward_flops(crop: int, channels: int) -> float:
     total = conv(side, 7, channels, 64)
     side //= 2  # 3x3 max pool, stride 2
     c_in = 64
-    for stage, (filters, blocks) in enumerate(((64, 3), (128, 4), (256, 6), (512, 3))):
+    from mhr_tf.model import trunk
+    for stage, (filters, blocks) in enumerate(trunk.ARCHITECTURES["resnet50"]):
         for block in range(blocks):
             stride = 2 if (block == 0 and stage > 0) else 1
             out_side = side // stride
@@ -322,7 +346,7 @@ def run_variant(variant: Variant, size: Size, mode: str, warmup: int, repeats: i
     with strategy.scope():
         model = build(size)
         optimizer = keras.optimizers.Adam(1e-4)
-    step = make_train_step(model, optimizer, strategy, size.clips, variant.jit_compile)
+    step = make_train_step(model, optimizer, strategy, size.clips, variant.jit)
     start = time.perf_counter()
     _block(step(features, labels))
     row["first_step_s"] = time.perf_counter() - start  # tracing (and XLA compilation) and the first run
@@ -334,11 +358,15 @@ def run_variant(variant: Variant, size: Size, mode: str, warmup: int, repeats: i
 
     forward_fn = None
     if infer:
-        forward_fn = make_forward(model, variant.jit_compile)
-        infer_times = timed(lambda: forward_fn(features), 1, repeats)
-        frames = size.clips * (size.pairs + 1)  # App. B's assembly: P pairs -> P + 1 frames
-        infer_best = min(t["wall"] for t in infer_times)
-        row.update(inference_s_best=infer_best, inference_frames_per_s=frames / infer_best)
+        forward_fn = make_forward(model, variant.jit == "step")  # "trunk": already compiled inside the model
+        try:
+            infer_times = timed(lambda: forward_fn(features), 1, repeats)
+        except tf.errors.OpError as error:  # keep the training numbers when only inference cannot run so
+            row["inference_error"] = str(error).strip().splitlines()[0]
+        else:
+            frames = size.clips * (size.pairs + 1)  # App. B's assembly: P pairs -> P + 1 frames
+            infer_best = min(t["wall"] for t in infer_times)
+            row.update(inference_s_best=infer_best, inference_frames_per_s=frames / infer_best)
     row.update(matmul_gflops=max(m["gflops"] for m in matmul),
                matmul_gflops_per_cpu_s=max(m["gflops_per_cpu_s"] for m in matmul), matmul_runs=matmul,
                load_average_1min_after=os.getloadavg()[0])
@@ -376,98 +404,177 @@ def count_flops(model, size: Size, train_step, forward) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# bfloat16's effect on the numbers (the accuracy side of the bf16 variants)
+# ---------------------------------------------------------------------------------------------------------------
+
+def bf16_accuracy(check_size: Size, train_size: Size, train_steps: int) -> dict:
+    """mixed_bfloat16 against float32 on the same weights and batch, and on a short fit of one fixed batch.
+
+    1. `check_size` (the full architecture at a few pairs): the float32 model's weights are copied into a
+       mixed_bfloat16 model (dropout off so both see the same network); compared: the loss, the gradients (cosine
+       and relative norm of the difference) and the inference outputs (joints in mm, pose in radians).
+    2. `train_size`: Adam from the same initial weights on one fixed batch for `train_steps` steps, both policies;
+       the losses at the start and the end.
+    """
+    tf, keras = configure(VARIANTS["baseline"])
+    from mhr_tf import losses
+    result = {}
+
+    def pair_of_models(size: Size):
+        models = {}
+        for policy in ("float32", "mixed_bfloat16"):
+            keras.mixed_precision.set_global_policy(policy)
+            models[policy] = build(size, dropout=0.0)
+        keras.mixed_precision.set_global_policy("float32")
+        models["mixed_bfloat16"].set_weights(models["float32"].get_weights())
+        return models
+
+    def loss_and_gradients(model, features, labels):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(losses.motion_hmr_losses(labels, model(features, training=True))["total"])
+        return loss, tape.gradient(loss, model.trainable_variables)
+
+    features, labels = random_batch(check_size, seed=1)
+    models = pair_of_models(check_size)
+    reference, candidate = (tf.function(lambda f, l, m=m: loss_and_gradients(m, f, l))(features, labels)
+                            for m in models.values())
+    g32 = np.concatenate([np.ravel(np.asarray(g, np.float64)) for g in reference[1]])
+    g16 = np.concatenate([np.ravel(np.asarray(g, np.float64)) for g in candidate[1]])
+    outputs = {policy: model(features, training=False) for policy, model in models.items()}
+    joints_error_mm = 1000.0 * np.abs(np.asarray(outputs["float32"]["current/joints3d"], np.float64)
+                                      - np.asarray(outputs["mixed_bfloat16"]["current/joints3d"], np.float64))
+    pose_error = np.abs(np.asarray(outputs["float32"]["current/pose"], np.float64)
+                        - np.asarray(outputs["mixed_bfloat16"]["current/pose"], np.float64))
+    result["same_weights"] = {
+        "size": dataclasses.asdict(check_size),
+        "loss_float32": float(reference[0]), "loss_bf16": float(candidate[0]),
+        "loss_relative_difference": abs(float(candidate[0]) - float(reference[0])) / abs(float(reference[0])),
+        "gradient_cosine": float(g32 @ g16 / (np.linalg.norm(g32) * np.linalg.norm(g16))),
+        "gradient_relative_error": float(np.linalg.norm(g16 - g32) / np.linalg.norm(g32)),
+        "inference_joints3d_abs_diff_mm_mean": float(joints_error_mm.mean()),
+        "inference_joints3d_abs_diff_mm_max": float(joints_error_mm.max()),
+        "inference_pose_abs_diff_rad_max": float(pose_error.max()),
+    }
+
+    features, labels = random_batch(train_size, seed=2)
+    curves = {}
+    for policy, model in pair_of_models(train_size).items():
+        optimizer = keras.optimizers.Adam(FIT_LEARNING_RATE)
+
+        @tf.function
+        def fit_step(model=model, optimizer=optimizer):
+            loss, gradients = loss_and_gradients(model, features, labels)
+            optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+            return loss
+
+        curves[policy] = [float(fit_step()) for _ in range(train_steps)]
+    result["fixed_batch_fit"] = {
+        "size": dataclasses.asdict(train_size), "steps": train_steps, "learning_rate": FIT_LEARNING_RATE,
+        **{f"{policy}_loss_first_last": [curve[0], curve[-1]] for policy, curve in curves.items()},
+        "loss_curves": curves}
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # The driver: one process per variant, then the table and the JSON
 # ---------------------------------------------------------------------------------------------------------------
 
-def run_in_subprocess(name: str, args) -> dict:
-    variant = VARIANTS[name]
+def run_in_subprocess(task: str, args, env: dict, count: bool = False):
+    """Runs `--worker task` in a fresh Python; returns its JSON answer or {"error": ...}."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "row.json"
-        command = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--worker_out", str(out),
+        out = Path(tmp) / "answer.json"
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker", task, "--worker_out", str(out),
                    "--warmup", str(args.warmup), "--repeats", str(args.repeats)]
-        if args.small:
-            command.append("--small")
-        if args.no_inference:
-            command.append("--no_inference")
-        env = {**os.environ, **dict(variant.env)}
-        completed = subprocess.run(command, env=env, capture_output=True, text=True)
+        command += ["--small"] * args.small + ["--no_inference"] * args.no_inference + ["--count_flops"] * count
+        completed = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True)
         if completed.returncode != 0 or not out.exists():
             tail = (completed.stderr or completed.stdout).strip().splitlines()[-5:]
-            return {"variant": name, "description": variant.description, "error": " | ".join(tail)}
+            return {"error": " | ".join(tail)}
         return json.loads(out.read_text())
 
 
-def summarise(rows: list[dict]) -> dict:
-    """Adds GFLOP/s and the ratios to the matmul rate; returns the FLOP count used."""
-    flops = next((r["flops"] for r in rows if "flops" in r), None)
+def summarise(rows: list[dict], flops: dict | None) -> dict:
+    """Adds each variant's GFLOP/s and its ratios to the matmul rates; returns the run's best matmul rates."""
     ok = [r for r in rows if "error" not in r]
-    best_matmul = max([r["matmul_gflops_before"] for r in ok] + [r["matmul_gflops_after"] for r in ok])
+    best = {"gflops": max((r["matmul_gflops"] for r in ok), default=float("nan")),
+            "gflops_per_cpu_s": max((r["matmul_gflops_per_cpu_s"] for r in ok), default=float("nan"))}
+    if not flops:
+        return best
     for row in ok:
-        row["gflops"] = flops["train_step_gflop"] / row["step_s_best"] if flops else None
-        same_window = max(row["matmul_gflops_before"], row["matmul_gflops_after"])
-        if flops:
-            row["pct_of_matmul_best"] = 100.0 * row["gflops"] / best_matmul
-            row["pct_of_matmul_same_window"] = 100.0 * row["gflops"] / same_window
-            if "inference_s_best" in row and "forward_gflop" in flops:
-                row["inference_gflops"] = flops["forward_gflop"] / row["inference_s_best"]
-    return {"flops": flops, "matmul_gflops_best": best_matmul}
+        row["gflops"] = flops["train_step_gflop"] / row["step_s_best"]
+        row["gflops_per_cpu_s"] = flops["train_step_gflop"] / row["step_cpu_s_best"]
+        row["pct_of_matmul"] = 100.0 * row["gflops"] / row["matmul_gflops"]
+        row["pct_of_matmul_run_best"] = 100.0 * row["gflops"] / best["gflops"]
+        row["pct_of_matmul_cpu_time"] = 100.0 * row["gflops_per_cpu_s"] / row["matmul_gflops_per_cpu_s"]
+        if "inference_s_best" in row and "forward_gflop" in flops:
+            row["inference_gflops"] = flops["forward_gflop"] / row["inference_s_best"]
+    return best
 
 
-def print_table(rows: list[dict], matmul_best: float) -> None:
-    header = (f"{'variant':<18} {'s/step':>7} {'median':>7} {'GFLOP/s':>8} {'% mm best':>9} {'% mm win':>8} "
-              f"{'mm GF/s':>8} {'infer fr/s':>10} {'load':>5}")
+TABLE_COLUMNS = (  # title, width, decimals, row key
+    ("variant", 20, None, "variant"), ("s/step", 7, 2, "step_s_best"), ("GFLOP/s", 8, 1, "gflops"),
+    ("mm GF/s", 8, 1, "matmul_gflops"), ("% mm", 6, 1, "pct_of_matmul"), ("% best mm", 9, 1, "pct_of_matmul_run_best"),
+    ("GF/cpu-s", 8, 1, "gflops_per_cpu_s"), ("% mm cpu", 8, 1, "pct_of_matmul_cpu_time"),
+    ("infer fr/s", 10, 2, "inference_frames_per_s"), ("load", 5, 1, "load_average_1min_before"))
+
+
+def print_table(rows: list[dict], matmul_best: dict) -> None:
+    header = " ".join(f"{title:<{width}}" if decimals is None else f"{title:>{width}}"
+                      for title, width, decimals, _ in TABLE_COLUMNS)
     print(header)
     print("-" * len(header))
     for row in rows:
         if "error" in row:
-            print(f"{row['variant']:<18} error: {row['error'][:100]}")
+            print(f"{row['variant']:<20} error: {row['error'][:150]}")
             continue
-        mm = max(row["matmul_gflops_before"], row["matmul_gflops_after"])
-        gflops = row.get("gflops") or float("nan")
-        print(f"{row['variant']:<18} {row['step_s_best']:>7.2f} {row['step_s_median']:>7.2f} {gflops:>8.1f} "
-              f"{row.get('pct_of_matmul_best', float('nan')):>8.1f}% {row.get('pct_of_matmul_same_window', float('nan')):>7.1f}% "
-              f"{mm:>8.1f} {row.get('inference_frames_per_s', float('nan')):>10.1f} "
-              f"{row['load_average_1min_before']:>5.1f}")
-    print(f"best float32 matmul over the run: {matmul_best:.1f} GFLOP/s")
+        cells = []
+        for _, width, decimals, key in TABLE_COLUMNS:
+            value = row.get(key)
+            if decimals is None:
+                cells.append(f"{value:<{width}}")
+            else:
+                cells.append(f"{value:>{width}.{decimals}f}" if value is not None else f"{'-':>{width}}")
+        print(" ".join(cells))
+    print(f"% mm: of the float32 matmul rate measured in the same process (before/after its steps); % best mm: of "
+          f"the best over the run ({matmul_best['gflops']:.1f} GFLOP/s); % mm cpu: both per CPU-second used.")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="tiny trunk and crops: a smoke run of seconds")
     parser.add_argument("--variants", default=None, help=f"comma-separated, from {', '.join(VARIANTS)}")
-    parser.add_argument("--warmup", type=int, default=None)
-    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--warmup", type=int, default=0, help="untimed steps after the first (tracing) one")
+    parser.add_argument("--repeats", type=int, default=None, help="timed steps per variant (best is reported)")
     parser.add_argument("--no_inference", action="store_true", help="skip the inference (forward) timing")
+    parser.add_argument("--accuracy", choices=("auto", "yes", "no"), default="auto",
+                        help="bf16 vs float32 accuracy check (auto: with a bf16 variant, not with --small)")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/model[_small].json)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--worker_out", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--count_flops", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     mode = "small" if args.small else "full"
     size = SMALL if args.small else FULL
-    args.warmup = args.warmup if args.warmup is not None else (0 if args.small else 1)
-    args.repeats = args.repeats if args.repeats is not None else (2 if args.small else 3)
+    args.repeats = args.repeats or (2 if args.small else 3)
 
-    if args.worker:
-        row = run_variant(VARIANTS[args.worker], size, mode, args.warmup, args.repeats, not args.no_inference)
-        args.worker_out.write_text(json.dumps(row))
+    if args.worker:  # inside a fresh process started by run_in_subprocess
+        if args.worker == "accuracy":
+            answer = bf16_accuracy(*ACCURACY_SIZES[mode])
+        else:
+            answer = run_variant(VARIANTS[args.worker], size, mode, args.warmup, args.repeats,
+                                 not args.no_inference, args.count_flops)
+        args.worker_out.write_text(json.dumps(answer))
         return 0
 
     names = args.variants.split(",") if args.variants else list(SMALL_VARIANTS if args.small else DEFAULT_VARIANTS)
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         parser.error(f"--variants: unknown {unknown}; expected names from {list(VARIANTS)}")
-    if "baseline" not in names:  # the baseline's process also counts the FLOPs
+    if "baseline" not in names:  # the reference, and its process counts the FLOPs
         names.insert(0, "baseline")
-    load_before = os.getloadavg()
-    rows = []
-    for name in names:
-        print(f"[{time.strftime('%H:%M:%S')}] {name} (load {os.getloadavg()[0]:.1f}) ...", flush=True)
-        if len(names) == 1 and VARIANTS[name].process_safe():  # e.g. the smoke test: no second TF start-up
-            rows.append(run_variant(VARIANTS[name], size, mode, args.warmup, args.repeats, not args.no_inference))
-        else:
-            rows.append(run_in_subprocess(name, args))
-    summary = summarise(rows)
-    print_table(rows, summary["matmul_gflops_best"])
+    accuracy = args.accuracy == "yes" or (args.accuracy == "auto" and not args.small
+                                          and any(VARIANTS[n].policy != "float32" for n in names))
+    out = args.out or Path("benchmarks") / ("model_small.json" if args.small else "model.json")
     import tensorflow as tf
     report = {
         "benchmark": "Motion HMR training step (scripts/benchmark_model.py)",
@@ -475,19 +582,43 @@ def main(argv=None) -> int:
         "size": dataclasses.asdict(size) | {"crops_per_step": size.clips * size.pairs,
                                             "inference_frames_per_batch": size.clips * (size.pairs + 1)},
         "machine": {"cpu": _cpu_name(), "logical_cpus": os.cpu_count(), "python": platform.python_version(),
-                    "tensorflow": tf.__version__, "load_average_before": load_before,
-                    "load_average_after": os.getloadavg()},
-        "note": "The CPU is shared with other users: times are the best of several steps, and each variant's "
-                "matmul rate is measured in the same process right before and after its steps.",
-        "matmul": {"n": MATMUL_N[mode], "dtype": "float32", "gflops_best": summary["matmul_gflops_best"]},
-        "flops": summary["flops"],
-        "variants": rows,
+                    "tensorflow": tf.__version__, "load_average_before": os.getloadavg()},
+        "note": "The CPU is shared with other users. Times are the best of several steps; each variant's float32 "
+                "matmul rate is measured in its own process right before and after its steps (% of matmul), and "
+                "per CPU-second the process got (% of matmul, CPU time), which the sharing affects less.",
+        "matmul": {"n": MATMUL_N[mode], "dtype": "float32", "repeats": MATMUL_REPEATS},
+        "flops": None,
+        "variants": [],
     }
-    out = args.out or Path("benchmarks") / ("model_small.json" if args.small else "model.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    rows = report["variants"]
+    for name in names:
+        print(f"[{time.strftime('%H:%M:%S')}] {name} (load {os.getloadavg()[0]:.1f}) ...", flush=True)
+        variant, count = VARIANTS[name], name == "baseline"
+        if len(names) == 1 and variant.process_safe():  # e.g. the smoke test: no second TensorFlow start-up
+            row = run_variant(variant, size, mode, args.warmup, args.repeats, not args.no_inference, count)
+        else:
+            row = {"variant": name, "description": variant.description,
+                   **run_in_subprocess(name, args, dict(variant.env), count)}
+        report["flops"] = report["flops"] or row.pop("flops", None)
+        rows.append(row)
+        report["matmul"].update(summarise(rows, report["flops"]))
+        _write(out, report)  # after every variant: a long run that is stopped keeps what it measured
+    if accuracy:
+        print(f"[{time.strftime('%H:%M:%S')}] bf16 accuracy check ...", flush=True)
+        report["bf16_accuracy"] = run_in_subprocess("accuracy", args, {})
+    report["machine"]["load_average_after"] = os.getloadavg()
+    print_table(rows, report["matmul"])
+    if "bf16_accuracy" in report:
+        print("bf16 accuracy:", json.dumps({k: v for k, v in report["bf16_accuracy"].items()
+                                            if k != "fixed_batch_fit"}, indent=1))
+    _write(out, report)
     print(f"wrote {out}")
     return 0
+
+
+def _write(path: Path, report: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
 
 
 def _cpu_name() -> str:

@@ -387,18 +387,14 @@ def target_windows(tracks, num_frames: int, mode: str = "cover", seed: int = 0) 
 
 
 def target_example(window: dict, *, channels: Channels, crop_size: int, flow_backend: str,
-                   confidence: float = KEYPOINT_CONFIDENCE, min_keypoints: int = MIN_KEYPOINTS,
-                   image_hw: tuple[int, int] | None = None) -> dict:
+                   confidence: float = KEYPOINT_CONFIDENCE, min_keypoints: int = MIN_KEYPOINTS) -> dict:
     """One window of a 3DPW-format track -> features (App. A's evaluation rules), TF ops only.
 
     Keypoints above `confidence` are visible and drawn as heatmaps; frames with fewer than `min_keypoints` visible
-    keypoints (and padding frames) become total occlusions, which the evaluation does not score. `image_hw`: the
-    frames' (H, W), which the paired crops need statically (`make_target_dataset` reads it off the JPEGs).
+    keypoints (and padding frames) become total occlusions, which the evaluation does not score.
     """
     frames = tf.map_fn(lambda p: tf.io.decode_jpeg(tf.io.read_file(p), channels=3), window["image_paths"],
                        fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
-    if image_hw is not None:
-        frames = tf.ensure_shape(frames, [None, image_hw[0], image_hw[1], 3])
     kp = window["keypoints"]
     visible = kp[..., 2] > confidence  # [T, 14]
     occluded = (tf.reduce_sum(tf.cast(visible, tf.int32), axis=1) < min_keypoints) | window["padding"]
@@ -427,46 +423,12 @@ def make_target_dataset(threedpw_root, split: str = "test", num_frames: int = NU
     channels = channels or Channels()
     tracks = tracks if tracks is not None else threedpw.load_split(threedpw_root, split)
     table = target_windows(tracks, num_frames, windows, seed)
-    # The paired crops need a static frame size, and 3DPW mixes portrait and landscape sequences: one sub-dataset
-    # per frame size (runs of consecutive windows, so that "cover" keeps its order; all windows of a size when
-    # sampling at random), each with its size fixed.
-    track_hw = [_jpeg_hw(track.image_paths[0]) for track in tracks]
-    window_hw = [track_hw[i] for i in table["track"]]
-    groups: list[tuple[tuple[int, int], list[int]]] = []  # (frame size, window rows)
-    for row, hw in enumerate(window_hw):
-        if repeat:
-            group = next((g for g in groups if g[0] == hw), None)
-        else:
-            group = groups[-1] if groups and groups[-1][0] == hw else None
-        if group is None:
-            group = (hw, [])
-            groups.append(group)
-        group[1].append(row)
-    parts = []
-    for hw, rows in groups:
-        part = tf.data.Dataset.from_tensor_slices({k: v[rows] for k, v in table.items()})
-        if repeat:
-            part = part.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True).repeat()
-        parts.append(part.map(lambda w, hw=hw: target_example(w, channels=channels, crop_size=crop_size,
-                                                              flow_backend=flow_backend, image_hw=hw),
-                              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
-    ds = parts[0]
-    if repeat and len(parts) > 1:  # windows drawn uniformly over the whole split, as from one shuffled table
-        ds = tf.data.Dataset.sample_from_datasets(parts, weights=[len(rows) / len(window_hw) for _, rows in groups],
-                                                  seed=seed)
-    else:
-        for part in parts[1:]:
-            ds = ds.concatenate(part)
+    ds = tf.data.Dataset.from_tensor_slices(table)
+    if repeat:
+        ds = ds.shuffle(len(table["track"]), seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.map(lambda w: target_example(w, channels=channels, crop_size=crop_size, flow_backend=flow_backend),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=repeat).prefetch(tf.data.AUTOTUNE)
     ds.tracks = tracks
     return ds
 
-
-def _jpeg_hw(path: str) -> tuple[int, int]:
-    """(H, W) of a JPEG frame, from its header."""
-    try:
-        shape = tf.io.extract_jpeg_shape(tf.io.read_file(path)).numpy()
-    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as error:
-        raise FileNotFoundError(f"{path}: missing or not a JPEG frame ({error.message.splitlines()[0]}) — expected "
-                                "a 3DPW-layout imageFiles/<seq>/image_%05d.jpg") from None
-    return int(shape[0]), int(shape[1])

@@ -54,9 +54,14 @@ class DomainAdversary(keras.layers.Layer):
         self.units = int(units)
         self.num_layers = int(num_layers)
         self.reversal = GradientReversal(self.weight, name="reversal")
-        self.hidden = [keras.layers.Dense(self.units, activation="relu", name=f"fc{i + 1}")
-                       for i in range(self.num_layers)]
+        # Attributes, not a list: tf.train.Checkpoint does not save layers held in a Keras-tracked list.
+        for i in range(self.num_layers):
+            setattr(self, f"fc{i + 1}", keras.layers.Dense(self.units, activation="relu", name=f"fc{i + 1}"))
         self.logit = keras.layers.Dense(1, name="logit")
+
+    @property
+    def hidden(self) -> list:
+        return [getattr(self, f"fc{i + 1}") for i in range(self.num_layers)]
 
     def build(self, input_shape):
         width = input_shape[-1]

@@ -61,8 +61,11 @@ class IterativeRegressor(keras.layers.Layer):
         if mean_theta.shape != (PARAMS_DIM,):
             raise ValueError(f"IterativeRegressor: mean_theta has shape {mean_theta.shape}, expected ({PARAMS_DIM},)")
         self._mean_theta_value = mean_theta
-        self.hidden = [keras.layers.Dense(self.hidden_units, activation="relu", name=f"fc{i + 1}") for i in range(2)]
-        self.drops = [keras.layers.Dropout(self.dropout) for _ in range(2)]
+        # Attributes, not a list: tf.train.Checkpoint does not save layers held in a Keras-tracked list.
+        self.fc1 = keras.layers.Dense(self.hidden_units, activation="relu", name="fc1")
+        self.fc2 = keras.layers.Dense(self.hidden_units, activation="relu", name="fc2")
+        self.drop1 = keras.layers.Dropout(self.dropout)
+        self.drop2 = keras.layers.Dropout(self.dropout)
         self.update = keras.layers.Dense(
             PARAMS_DIM, name="update",
             kernel_initializer=keras.initializers.VarianceScaling(IEF_UPDATE_INIT_SCALE, "fan_avg", "uniform"))
@@ -72,8 +75,8 @@ class IterativeRegressor(keras.layers.Layer):
             shape=(PARAMS_DIM,), initializer=keras.initializers.Constant(self._mean_theta_value), trainable=False,
             name="mean_theta")
         width = input_shape[-1] + PARAMS_DIM
-        self.hidden[0].build((None, width))
-        self.hidden[1].build((None, self.hidden_units))
+        self.fc1.build((None, width))
+        self.fc2.build((None, self.hidden_units))
         self.update.build((None, self.hidden_units))
         super().build(input_shape)
 
@@ -81,7 +84,7 @@ class IterativeRegressor(keras.layers.Layer):
         theta = ops.zeros_like(features[..., :1]) + ops.cast(self.mean_theta, features.dtype)  # [..., 85]
         for _ in range(self.iterations):
             x = ops.concatenate([features, theta], axis=-1)
-            for dense, drop in zip(self.hidden, self.drops):
+            for dense, drop in ((self.fc1, self.drop1), (self.fc2, self.drop2)):
                 x = drop(dense(x), training=training)
             theta = theta + self.update(x)
         return theta

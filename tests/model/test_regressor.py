@@ -57,7 +57,7 @@ def test_updates_read_the_current_parameters():
     rng = np.random.default_rng(2)
     features = rng.normal(size=(3, 5))
     x = np.concatenate([features, np.broadcast_to(regressor.mean_parameters(), (3, regressor.PARAMS_DIM))], axis=1)
-    (w1, b1), (w2, b2) = (d.get_weights() for d in layer.hidden)
+    (w1, b1), (w2, b2) = (d.get_weights() for d in (layer.fc1, layer.fc2))
     w3, b3 = layer.update.get_weights()
     hidden = np.maximum(np.maximum(x @ w1 + b1, 0) @ w2 + b2, 0)
     expected = regressor.mean_parameters() + hidden @ w3 + b3
