@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,7 +51,13 @@ def simulator_root(kind: str) -> Path:
 @gin.configurable
 def make_strategy(kind: str = "mirrored") -> tf.distribute.Strategy:
     """"mirrored" (all local devices; one replica on a CPU-only machine), "multi_worker" (from TF_CONFIG) or
-    "default" (no distribution)."""
+    "default" (no distribution).
+
+    "multi_worker": every machine runs the same `scripts/train.py` command with its own TF_CONFIG, e.g. on the chief
+    `TF_CONFIG='{"cluster": {"worker": ["host0:12345", "host1:12345"]}, "task": {"type": "worker", "index": 0}}'`
+    and `"index": 1` on the other; `--model_dir` must be one filesystem all workers see (NFS, GCS), because every
+    worker resumes from the chief's checkpoints there.
+    """
     if kind == "mirrored":
         return tf.distribute.MirroredStrategy()
     if kind == "multi_worker":
@@ -103,26 +111,39 @@ def train(model_dir, surreal_root=None, background_root=None, threedpw_root=None
           seed: int = 0, dann: bool = False, checkpoint_every: int = 500, summary_every: int = 20,
           image_summary_every: int = 200, validate_every: int = 1000, validation_examples: int = 24,
           mixed_precision: bool = False, data_service: str | None = None, progress: bool = True,
-          keep_checkpoints: int = 5) -> dict:
+          keep_checkpoints: int = 5, tfds_data_dir=None) -> dict:
     """Trains Motion HMR into `model_dir`; returns the last logged values (a dict of floats).
 
-    Data roots default to the simulator's (`simulator_root`). A run that is stopped and started again continues
+    Data roots default to the simulator's (`simulator_root`). With `data_service` ("grpc://HOST:PORT"), training
+    data comes from that tf.data service instead, built from the TFDS datasets in `tfds_data_dir` (TFDS's default
+    when None) by `mhr_tf.data.service.make_service_dataset`; it does not resume at the data position. A run that is stopped and started again continues
     from its last checkpoint: step, weights, optimizer state and the data position.
     """
+    # MultiWorkerMirroredStrategy configures the process's collective ops, which must precede every other TF op.
+    strategy = make_strategy()
+    # tf.distribute's chief (task 0) alone writes model_dir: checkpoints, TensorBoard, operative_config.gin.
+    chief = strategy.extended.should_checkpoint
     model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
+    if chief:
+        model_dir.mkdir(parents=True, exist_ok=True)
     surreal_root = Path(surreal_root or simulator_root("surreal"))
     background_root = Path(background_root or simulator_root("backgrounds"))
     if mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(seed)  # the same seed gives the same initial weights
     channels = pipeline.Channels()
-    strategy = make_strategy()
     global_batch = batch_size  # clips per step over all replicas
+    if global_batch % strategy.num_replicas_in_sync:
+        raise ValueError(f"train: batch_size {global_batch} (the global batch) — expected a multiple of the "
+                         f"{strategy.num_replicas_in_sync} replicas in sync")
+    replica_batch = global_batch // strategy.num_replicas_in_sync
+    num_shards, shard_index = _input_shard(strategy)
 
     with strategy.scope():
         model = build_model(crop_size=crop_size, channels=channels.names,
                                        num_pairs=num_frames - 1)
+        if strategy.num_replicas_in_sync > 1:
+            _synchronize_batch_norm(model)
         optimizer = keras.optimizers.Adam(learning_rate_schedule())
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         next_example = tf.Variable(0, dtype=tf.int64, trainable=False, name="next_example")
@@ -131,25 +152,34 @@ def train(model_dir, surreal_root=None, background_root=None, threedpw_root=None
         seed_states = [v.value for v in model.non_trainable_variables if "seed_generator" in v.path]
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, next_example=next_example,
                                          seed_states=seed_states)
-    manager = tf.train.CheckpointManager(checkpoint, model_dir / "checkpoints", max_to_keep=keep_checkpoints)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).expect_partial()
-        log.info("resumed from %s at step %d", manager.latest_checkpoint, int(step.numpy()))
-        print(f"resuming from {manager.latest_checkpoint} (step {int(step.numpy())})")
+    # Saving is collective, so every worker saves; the others into a temporary directory (TF's multi-worker guide),
+    # and every worker resumes from the chief's checkpoint.
+    write_dir = model_dir if chief else Path(tempfile.mkdtemp(prefix=f"mhr_tf_worker{shard_index}_"))
+    manager = tf.train.CheckpointManager(checkpoint, write_dir / "checkpoints", max_to_keep=keep_checkpoints)
+    latest = tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
+    if latest:
+        checkpoint.restore(latest).expect_partial()
+        log.info("resumed from %s at step %d", latest, int(step.numpy()))
+        print(f"resuming from {latest} (step {int(step.numpy())})")
 
     bad_samples = pipeline.BadSamples()
-    dataset = pipeline.make_dataset(surreal_root, background_root, "train", num_frames=num_frames,
-                                    batch_size=global_batch, crop_size=crop_size, seed=seed, channels=channels,
-                                    start_index=int(next_example.numpy()), bad_samples=bad_samples)
+    if data_service:  # the TF-only graph over the TFDS builders in `tfds_data_dir`, run by the service's workers
+        from mhr_tf.data import service
+        dataset = service.make_service_dataset(tfds_data_dir, num_frames, replica_batch, crop_size, seed, channels,
+                                               data_service=data_service)
+    else:
+        dataset = pipeline.make_dataset(surreal_root, background_root, "train", num_frames=num_frames,
+                                        batch_size=replica_batch, crop_size=crop_size, seed=seed, channels=channels,
+                                        start_index=int(next_example.numpy()), bad_samples=bad_samples,
+                                        num_shards=num_shards, shard_index=shard_index)
     if dann:
         target = pipeline.make_target_dataset(threedpw_root or simulator_root("threedpw"), "train",
-                                              num_frames=num_frames, batch_size=global_batch, crop_size=crop_size,
-                                              channels=channels, windows="random", seed=seed, repeat=True)
+                                              num_frames=num_frames, batch_size=replica_batch, crop_size=crop_size,
+                                              channels=channels, windows="random", seed=seed + shard_index,
+                                              repeat=True)
         dataset = tf.data.Dataset.zip(dataset, target.map(lambda f: {"inputs": f["inputs"]})).map(_join_domains)
-    if data_service:
-        dataset = dataset.apply(tf.data.experimental.service.distribute(
-            processing_mode="parallel_epochs", service=data_service, job_name="mhr_tf_train"))
-    distributed = iter(strategy.experimental_distribute_dataset(dataset))
+    distributed = iter(strategy.distribute_datasets_from_function(
+        lambda context: _checked_input(dataset, context, num_shards, shard_index)))
 
     @tf.function
     def train_step(features, labels):
@@ -163,24 +193,26 @@ def train(model_dir, surreal_root=None, background_root=None, threedpw_root=None
             logged = {k: tf.nn.compute_average_loss(v, global_batch_size=global_batch) for k, v in terms.items()}
             logged["pa_mpjpe_mm"] = metrics.pa_mpjpe_tf(outputs["current/joints3d"], labels["joints3d_current"]) / \
                 strategy.num_replicas_in_sync
-            logged["last_example"] = tf.reduce_max(labels["index"])
+            logged["last_example"] = tf.reduce_max(labels["index"], keepdims=True)  # [1]
             return logged
         per_replica = strategy.run(replica_step, args=(features, labels))
-        last_example = per_replica.pop("last_example")
+        # Over all workers: the chief's checkpoint must resume past every worker's examples.
+        last_example = tf.reduce_max(strategy.gather(per_replica.pop("last_example"), axis=0))
         reduced = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
         return reduced, last_example
 
     validation = _validation_fn(model, surreal_root, background_root, num_frames, crop_size, channels,
                                 validation_examples, seed)
-    writer = tf.summary.create_file_writer(str(model_dir / "train"))
-    _write_operative_config(model_dir)
+    writer = tf.summary.create_file_writer(str(model_dir / "train")) if chief else tf.summary.create_noop_writer()
+    if chief:
+        _write_operative_config(model_dir)
 
     from tqdm import tqdm
     last = {}
     began, began_step = time.time(), int(step.numpy())
-    bar = tqdm(total=num_steps, initial=int(step.numpy()), desc="training", unit="step", disable=not progress,
-               dynamic_ncols=True)
-    last_good = manager.latest_checkpoint
+    bar = tqdm(total=num_steps, initial=int(step.numpy()), desc="training", unit="step",
+               disable=not (progress and chief), dynamic_ncols=True)
+    last_good = latest
     with writer.as_default():
         while int(step.numpy()) < num_steps:
             features, labels = next(distributed)
@@ -193,7 +225,7 @@ def train(model_dir, surreal_root=None, background_root=None, threedpw_root=None
                     f"is {last_good or '(none yet)'}; lower the learning rate or check the data, then rerun to "
                     f"resume from it.")
             step.assign_add(1)
-            next_example.assign(max(int(x) for x in strategy.experimental_local_results(last_example)) + 1)
+            next_example.assign(int(last_example) + 1)
             current = int(step.numpy())
             last = {k: float(v) for k, v in values.items()}
             bar.update(1)
@@ -205,19 +237,50 @@ def train(model_dir, surreal_root=None, background_root=None, threedpw_root=None
                 tf.summary.scalar("train/learning_rate", _current_lr(optimizer), step=current)
                 tf.summary.scalar("train/steps_per_second", rate, step=current)
                 tf.summary.scalar("data/bad_samples", bad_samples.count, step=current)
-            if image_summary_every and current % image_summary_every == 0:
+            if chief and image_summary_every and current % image_summary_every == 0:
                 _image_summary(model, features, strategy, crop_size, current)
-            if validate_every and (current % validate_every == 0 or current == num_steps):
+            if chief and validate_every and (current % validate_every == 0 or current == num_steps):
                 last["val_pa_mpjpe_mm"] = validation()
                 tf.summary.scalar("validation/pa_mpjpe_mm", last["val_pa_mpjpe_mm"], step=current)
             if current % checkpoint_every == 0 or current == num_steps:
-                last_good = manager.save(checkpoint_number=current)
+                saved = manager.save(checkpoint_number=current)
+                last_good = saved if chief else str(model_dir / "checkpoints" / Path(saved).name)
     bar.close()
+    if not chief:
+        shutil.rmtree(write_dir, ignore_errors=True)
     writer.flush()
     if bad_samples.count:
         print(bad_samples.report())
     last["bad_samples"] = bad_samples.count
     return last
+
+
+def _input_shard(strategy) -> tuple[int, int]:
+    """(number of input pipelines, this one's index): one pipeline per worker of TF_CONFIG's cluster, chief first,
+    in tf.distribute's order (`multi_worker_util.id_in_cluster`); (1, 0) without a cluster."""
+    resolver = strategy.cluster_resolver
+    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    tasks = [(job, i) for job in ("chief", "worker") for i in range(len(spec.get(job, ())))]
+    if not tasks:
+        return 1, 0
+    return len(tasks), tasks.index((resolver.task_type, resolver.task_id))
+
+
+def _checked_input(dataset: tf.data.Dataset, context: tf.distribute.InputContext, num_shards: int,
+                   shard_index: int) -> tf.data.Dataset:
+    """The worker's dataset, already sharded by example index, after checking tf.distribute agrees on the shard."""
+    if (context.num_input_pipelines, context.input_pipeline_id) != (num_shards, shard_index):
+        raise RuntimeError(f"input pipeline {context.input_pipeline_id} of {context.num_input_pipelines} per "
+                           f"tf.distribute, but the dataset was sharded as {shard_index} of {num_shards}")
+    return dataset
+
+
+def _synchronize_batch_norm(model: keras.Model) -> None:
+    """BatchNorm statistics over the global batch, all-reduced across replicas: the trunk's BN then normalizes over
+    all B * P crops of a step as in one process (§3.2), and every replica keeps the same moving statistics."""
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
 
 
 def _current_lr(optimizer) -> float:

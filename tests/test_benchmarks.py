@@ -40,3 +40,21 @@ def test_resnet50_flop_count_matches_he_et_al():
     benchmark = _load_script("benchmark_model")
     multiply_adds = benchmark.resnet50_forward_flops(224, 3) / 2
     assert abs(multiply_adds / 3.8e9 - 1) < 0.03
+
+
+def test_benchmark_pipeline_small_runs(tmp_path):
+    benchmark = _load_script("benchmark_pipeline")
+    out = tmp_path / "pipeline.json"
+    assert benchmark.main(["--small", "--backends", "dis", "--parallel", "1", "--data", str(tmp_path / "data"),
+                           "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["mode"] == "small" and report["size"]["frames"] == 8 and report["size"]["crop"] == 64
+    assert [row["stage"] for row in report["source_stages"]][:5] == list(benchmark.SOURCE_STAGES)
+    assert [row["stage"] for row in report["tf_stages"]["dis"]][:4] == list(benchmark.TF_STAGES)
+    for row in report["source_stages"][:5] + report["tf_stages"]["dis"]:
+        assert _positive(row["wall_ms_per_clip"]) and _positive(row["cpu_ms_per_clip"]), row
+    (run,) = report["end_to_end"]
+    assert run["clips"] == 2 and run["bad_samples"] == 0
+    for key in ("clips_per_s", "clips_per_s_per_core", "clips_per_cpu_s"):
+        assert _positive(run[key]), (key, run)
+    assert _positive(report["summary"]["dis"]["clips_per_cpu_s_from_stages"])

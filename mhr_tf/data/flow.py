@@ -3,6 +3,8 @@
 Backends:
 - "dis": OpenCV's DIS flow (fast; the default for training on CPUs).
 - "tvl1": OpenCV contrib's TV-L1 (the classical method the paper uses for camera motion; ~0.25 s per 224-px pair).
+- "tf_tvl1": `mhr_tf.data.tf_flow`'s TV-L1 in TensorFlow ops (XLA-compiled): no Python, so it runs on tf.data
+  service workers (issue 9).
 - "saved_model:<dir>": a user's converted FlowNet/RAFT SavedModel, called as `f(image1, image2)` on
   `[N, H, W, 3]` float32 RGB in [0, 255], returning `[N, H, W, 2]` (x, y) pixels. Runs in the TF graph.
 The OpenCV backends are Python steps (tf.numpy_function); the SavedModel backend keeps the graph Python-free.
@@ -21,6 +23,7 @@ FLOW_DIVISOR = 20.0
 FLOW_CHANNELS = 3
 OPENCV_METHODS = ("dis", "tvl1")
 SAVED_MODEL_PREFIX = "saved_model:"
+TF_TVL1 = "tf_tvl1"  # mhr_tf.data.tf_flow.BACKEND_NAME (not imported here: it pulls in Keras)
 
 # One estimator per thread and method: OpenCV releases the GIL inside `calc`, and an estimator keeps per-call
 # buffers, so tf.data's parallel map must never run one instance from two threads at once.
@@ -30,7 +33,8 @@ _ESTIMATORS = threading.local()
 def opencv_estimator(method: str):
     """This thread's OpenCV dense-flow estimator for `method` ('dis' or 'tvl1'), created once per thread."""
     if method not in OPENCV_METHODS:
-        raise ValueError(f"unknown flow backend {method!r}: expected 'dis', 'tvl1' or '{SAVED_MODEL_PREFIX}<dir>'")
+        raise ValueError(f"unknown flow backend {method!r}: expected 'dis', 'tvl1', '{TF_TVL1}' or "
+                         f"'{SAVED_MODEL_PREFIX}<dir>'")
     cache = _ESTIMATORS.__dict__
     if method not in cache:
         import cv2  # OpenCV is only needed by the Python flow steps
@@ -48,7 +52,9 @@ def opencv_flow(pairs: np.ndarray, method: str) -> np.ndarray:
     """pairs: [N, 2, H, W, 3] RGB (float or uint8, 0..255) -> flow [N, H, W, 2] float32 (x, y) pixels, 1st -> 2nd."""
     import cv2
     opencv_estimator(method)  # an unknown method fails before any work
-    pairs = np.clip(np.rint(np.asarray(pairs, np.float32)), 0, 255).astype(np.uint8)
+    pairs = np.asarray(pairs)
+    if pairs.dtype != np.uint8:
+        pairs = np.clip(np.rint(pairs.astype(np.float32, copy=False)), 0, 255).astype(np.uint8)
     out = np.empty(pairs.shape[:1] + pairs.shape[2:4] + (2,), np.float32)
     for i, (first, second) in enumerate(pairs):
         out[i] = gray_flow(cv2.cvtColor(first, cv2.COLOR_RGB2GRAY), cv2.cvtColor(second, cv2.COLOR_RGB2GRAY), method)
@@ -71,16 +77,26 @@ def _load_saved_model(path: str):
     return model
 
 
+@functools.lru_cache(maxsize=1)
+def _tf_tvl1():
+    from mhr_tf.data import tf_flow  # imported on use: the OpenCV backends never need it
+    return tf_flow.TVL1Flow()
+
+
 def compute_flow(pairs: tf.Tensor, backend: str = "dis") -> tf.Tensor:
     """pairs: [N, 2, H, W, 3] float32 RGB 0..255 -> flow [N, H, W, 2] float32 (x, y) pixels."""
     pairs = tf.convert_to_tensor(pairs, tf.float32)
     out_shape = pairs.shape[:1].concatenate(pairs.shape[2:4]).concatenate([2])
+    if backend == TF_TVL1:
+        return tf.ensure_shape(_tf_tvl1()(pairs[:, 0], pairs[:, 1]), out_shape)
     if backend.startswith(SAVED_MODEL_PREFIX):
         model = _load_saved_model(backend[len(SAVED_MODEL_PREFIX):])
         flow = model(pairs[:, 0], pairs[:, 1])
         return tf.ensure_shape(tf.cast(flow, tf.float32), out_shape)
     opencv_estimator(backend)  # fail early, at graph construction, on an unknown backend name
-    flow = tf.numpy_function(lambda p: opencv_flow(p, backend), [pairs], tf.float32, stateful=False)
+    # OpenCV takes uint8: rounding in the graph (half to even, as np.rint) hands Python a quarter of the bytes.
+    pixels = tf.cast(tf.clip_by_value(tf.round(pairs), 0.0, 255.0), tf.uint8)
+    flow = tf.numpy_function(lambda p: opencv_flow(p, backend), [pixels], tf.float32, stateful=False)
     return tf.ensure_shape(flow, out_shape)
 
 

@@ -85,10 +85,10 @@ def gaussian_heatmaps(points: tf.Tensor, visible: tf.Tensor, size: int, sigma: f
     coords = tf.range(size, dtype=tf.float32)
     dx = coords[None, :, None] - points[:, None, :, 0]  # [N, W, K]
     dy = coords[None, :, None] - points[:, None, :, 1]  # [N, H, K]
-    gx = tf.exp(-0.5 * tf.square(dx / sigma))
+    # A hidden keypoint's 0 multiplies the 1-D profile rather than the whole map: the same values, one pass fewer.
+    gx = tf.exp(-0.5 * tf.square(dx / sigma)) * tf.cast(visible, tf.float32)[:, None, :]
     gy = tf.exp(-0.5 * tf.square(dy / sigma))
-    maps = gy[:, :, None, :] * gx[:, None, :, :]  # separable: [N, H, W, K]
-    return maps * tf.cast(visible, tf.float32)[:, None, None, :]
+    return gy[:, :, None, :] * gx[:, None, :, :]  # separable: [N, H, W, K]
 
 
 def heatmap_sigma(crop_size: int) -> float:

@@ -79,9 +79,17 @@ def slic_4d(frames: np.ndarray, camera_shift: np.ndarray, superpixels_per_frame:
     labels = _relabel(labels)
     if d > 1:
         # Each full-resolution pixel takes the label of its block's sample (the last block may be partial).
-        labels = labels[:, np.minimum(np.arange(h) // d, len(rows) - 1)][:, :, np.minimum(np.arange(w) // d,
-                                                                                          len(cols) - 1)]
+        labels = np.repeat(np.repeat(labels, _block_sizes(h, d), axis=1), _block_sizes(w, d), axis=2)
     return labels
+
+
+def _block_sizes(full: int, d: int) -> np.ndarray:
+    """Pixels per block along an axis of `full` pixels cut into blocks of `d` (the last one takes what is left):
+    the repeat counts that give every pixel its block's label."""
+    count = len(range(d // 2, full, d))
+    sizes = np.full(count, d)
+    sizes[-1] = full - d * (count - 1)
+    return sizes
 
 
 def _relabel(labels: np.ndarray) -> np.ndarray:

@@ -196,12 +196,12 @@ class SyntheticSource:
             raise ValueError(f"the person leaves the frame (frame {int(np.argmin(inside.sum(axis=1)))} of the "
                              f"clip starting at {start} has fewer than 2 joints inside)")
         return {
-            "person_rgb": clip.frames, "segm": clip.segm, "depth": clip.depth.astype(np.float32),
+            "person_rgb": clip.frames, "segm": clip.segm, "depth": clip.depth.astype(np.float32, copy=False),
             "joints2d": joints2d.astype(np.float32), "joints3d_cam": clip.joints3d_cam.astype(np.float32),
             "joints14_2d": joints14_2d.astype(np.float32), "joints14_cam": joints14_cam.astype(np.float32),
             "pose_cam": clip.pose_cam.astype(np.float32), "betas": clip.betas.astype(np.float32),
             "background": bg_frames, "camera_shift": shift.astype(np.float32),
-            "superpixels": superpixels.astype(np.int32), "ok": np.array(True),
+            "superpixels": superpixels.astype(np.int32, copy=False), "ok": np.array(True),
         }
 
 
@@ -307,18 +307,26 @@ def make_dataset(surreal_root, background_root, split: str = "train", num_frames
                  channels: Channels | None = None, augmentation: Augmentation | None = None,
                  flow_backend: str = "dis", body_model_path=None, start_index: int = 0,
                  num_examples: int | None = None, bad_samples: BadSamples | None = None,
-                 drop_remainder: bool = True) -> tf.data.Dataset:
+                 drop_remainder: bool = True, num_shards: int = 1, shard_index: int = 0) -> tf.data.Dataset:
     """The training dataset of (features, labels) batches (paper §3.1, App. A and B).
 
     Example i (counted from `start_index`, so a resumed run continues where it stopped) uses its own seed derived from
     (`seed`, i). `num_examples=None` streams forever. Bad samples are skipped and counted in `bad_samples`.
+    Shard `shard_index` of `num_shards` (one per worker of a multi-worker run) takes examples start_index +
+    shard_index, + num_shards, ...: with `batch_size` = global batch / num_shards, the shards' step-s batches together
+    are the single-process step-s batch, and each worker decodes only its own examples (tf.distribute's DATA
+    auto-sharding would have every worker decode every example and drop the others').
     """
     channels = channels or Channels()
     augmentation = augmentation or Augmentation()
     source = SyntheticSource(surreal_root, background_root, split, num_frames, seed, body_model_path, augmentation,
                              bad_samples)
+    if not 0 <= shard_index < num_shards:
+        raise ValueError(f"make_dataset: shard_index {shard_index} — expected 0 <= shard_index < num_shards "
+                         f"({num_shards})")
     stop = None if num_examples is None else start_index + num_examples
-    indices = tf.data.Dataset.range(start_index, stop if stop is not None else np.iinfo(np.int64).max)
+    indices = tf.data.Dataset.range(start_index + shard_index, stop if stop is not None else np.iinfo(np.int64).max,
+                                    num_shards)
     ds = indices.map(lambda i: (i, _python_source(source, i)), num_parallel_calls=tf.data.AUTOTUNE,
                      deterministic=True)
     ds = ds.filter(lambda i, raw: raw["ok"])

@@ -365,14 +365,14 @@ def _read_frame_mat(path: Path, prefix: str, indices: np.ndarray, num_frames: in
         found = f"no field '{missing[0]}'" if missing else f"holds {stored} '{prefix}_<t>' frames"
         raise SurrealFormatError(f"{path}: {found} — expected {prefix}_1..{prefix}_{num_frames} "
                                  f"(T = {num_frames} from {info_path.name})")
-    out = []
-    for key in keys:
+    out = np.empty((len(keys),) + SURREAL_IMAGE_HW, dtype)  # filled in place: one copy, converting as it goes
+    for i, key in enumerate(keys):
         value = mat[key]
         if value.shape != SURREAL_IMAGE_HW or value.dtype.kind not in "biuf":
             raise SurrealFormatError(f"{path}: field '{key}' is {value.dtype} {value.shape} — expected "
                                      f"{SURREAL_IMAGE_HW} numbers")
-        out.append(value)
-    return np.stack(out).astype(dtype)
+        out[i] = value
+    return out
 
 
 def _read_segm(path, indices, num_frames, info_path) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 The method is Zach, Pock & Bischof's duality-based TV-L1 ("A Duality Based Approach for Realtime TV-L1 Optical
 Flow", DAGM 2007) in the form OpenCV's `cv2.optflow.DualTVL1OpticalFlow` implements (after Sánchez, Meinhardt-Llopis
-& Facciolo, IPOL 2013), which is the classical method the paper uses for flow: a coarse-to-fine pyramid; at each level
+& Facciolo, IPOL 2013). The paper computes camera motion with it (App. A, "TVL1 [90]") and feeds the network
+FlowNet's flow (§3.2), for which this classical method is the TF-only stand-in: a coarse-to-fine pyramid; at each level
 a few warps of the second image towards the first by the current flow (linearising the brightness constancy there);
 after each warp, alternating (a) the pointwise thresholding step that solves the L1 data term for `v` given `u`,
 and (b) dual (Chambolle) iterations of the ROF/TV problem for `u` given `v`; a 5x5 median filter of the flow before
@@ -14,9 +15,10 @@ Deliberate differences from OpenCV, each for the TF setting:
 - Warping is bilinear (one batched gather of the image and its two derivatives), not bicubic.
 - A pixel whose warped position falls outside the second image gets no data term (its warped derivatives are 0), as
   OpenCV's zero-bordered remap effectively does, so points leaving the crop are filled in by the TV smoothness.
-- Loop counts are fixed upper bounds (tf.while_loop); `epsilon` stops an example's iterations early exactly as in
-  OpenCV (sum of squared flow updates below epsilon^2 * pixels), but per example: a converged example's state is
-  frozen while the rest of the batch iterates, so one example's flow never depends on what else is in its batch.
+- Loop counts are fixed (tf.while_loop) and `epsilon` defaults to 0. With epsilon > 0 an example stops iterating
+  as in OpenCV (sum of squared flow updates below epsilon^2 * pixels), but per example: a converged example's state
+  is frozen while the rest of the batch iterates, so what else is in its batch does not change its flow.
+  (Under XLA the float rounding may differ with the batch size, ~1e-5 px on textured images.)
 
 Everything is batched: `tvl1_flow(image1, image2)` takes `[N, H, W, 3]` RGB, `[N, H, W, 1]` or `[N, H, W]` grey,
 float 0..255 (the intensity range `lambda_` is tuned for), and returns `[N, H, W, 2]` (x, y) pixels from image1 to
@@ -182,7 +184,7 @@ def median_filter(u: tf.Tensor, size: int) -> tf.Tensor:
     """`[N, h, w, K]` -> the same, each channel median-filtered over `size` x `size` (edges replicated).
 
     A pruned sorting network of min/max ops over the window's shifted copies (113 compare-exchanges for 5x5):
-    elementwise, so it runs fast on CPU, fuses under XLA and is ~30x quicker here than top_k over patches."""
+    elementwise, so it runs fast on CPU, fuses under XLA and is ~40x quicker here than top_k over patches."""
     radius = size // 2
     height, width = u.shape[1:3]
     padded = _replicate_pad(u, radius)

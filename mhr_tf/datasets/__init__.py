@@ -235,7 +235,7 @@ Beam runners (every argument the script does not know goes to Beam's PipelineOpt
                                  --temp_location=gs://BUCKET/tmp --sdk_container_image=IMAGE
 
 IMAGE: Beam's Python SDK image of the installed version (apache/beam_python3.11_sdk:<beam version>) with
-`pip install mhr_tf[scale]` added, so every worker runs the builders' code (Dataflow also takes
+`pip install mhr_tf` added, so every worker runs the builders' code (Dataflow also takes
 --extra_package=<mhr_tf wheel> --requirements_file=<file> instead; Flink and Spark also take
 --environment_type=PROCESS with a venv on every node, see Beam's portability docs). Flink and Spark run through
 Beam's Java job server (a jar; --flink_job_server_jar / --spark_job_server_jar point at a local copy).
