@@ -116,8 +116,9 @@ def train(model_dir, surreal_root=None, background_root=None, threedpw_root=None
 
     Data roots default to the simulator's (`simulator_root`). With `data_service` ("grpc://HOST:PORT"), training
     data comes from that tf.data service instead, built from the TFDS datasets in `tfds_data_dir` (TFDS's default
-    when None) by `mhr_tf.data.service.make_service_dataset`; it does not resume at the data position. A run that is stopped and started again continues
-    from its last checkpoint: step, weights, optimizer state and the data position.
+    when None) by `mhr_tf.data.service.make_service_dataset`, which does not resume at the data position. A run
+    that is stopped and started again continues from its last checkpoint: step, weights, optimizer state and the
+    data position.
     """
     # MultiWorkerMirroredStrategy configures the process's collective ops, which must precede every other TF op.
     strategy = make_strategy()
