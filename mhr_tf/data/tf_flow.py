@@ -51,16 +51,18 @@ _MEDIAN_OFF = (0, 1)
 class TVL1Params:
     """TV-L1 settings, named as OpenCV's DualTVL1OpticalFlow's (OpenCV's defaults in brackets).
 
-    The defaults are tuned for 224x224 person crops on a CPU budget with scripts/benchmark_flow.py (a sweep over 24
-    simulator-like pairs with known motion, mean |flow| ~7 px): ~0.10 CPU s per pair on one core with XLA, ~3 s per
-    31-frame clip, for an end-point error of ~0.74 px where OpenCV's TV-L1 at its defaults has ~1.5 px at ~1.8 s.
+    The defaults are tuned for 224x224 person crops on a CPU budget with scripts/benchmark_flow.py (a sweep on
+    simulator-like pairs with known motion, mean |flow| ~7 px, seeds 1-2; benchmarks/flow.json reports the held-out
+    seed 0): 0.09-0.11 CPU s per pair on one core with XLA (~3 s per 30-pair clip; ~0.56 s per pair without XLA) for
+    an end-point error of 0.69 px, where OpenCV's TV-L1 at its defaults has 1.48 px at 1.7 s per pair. (OpenCV's DIS
+    "medium" scores 0.64 px at 6 ms: on a CPU that is the cheaper flow; this one is for graphs with no Python.)
     - scale_step 0.5, nscales 4: a 224-px crop's pyramid is 224/112/56/28 px, so motions of ~20 px are found; OpenCV's
-      0.8 x 5 levels reaches only 0.41x and is slower and less accurate here.
-    - lambda_ 0.3: sharper motion boundaries (the person against the background) than 0.15; 0.4-0.5 score alike.
-    - warps 4 x outer 2 x inner 10: fewer warps or iterations cost accuracy quickly; more buy little.
+      0.8 x 5 levels reaches only 0.41x: 1.89 px here, at twice the cost.
+    - lambda_ 0.3: sharper motion boundaries (the person against the background) than 0.15 (0.76 px); 0.5 alike.
+    - warps 4 x outer 2 x inner 10: halving any of them costs 0.08-0.19 px; doubling buys ~0.03 px for +50-70%.
     - epsilon 0: fixed counts. OpenCV's 0.01 early stop never fired at these counts in the sweep, and its per-example
-      test costs ~50% more CPU time under XLA. Set it to stop converged examples early with larger counts.
-    - median_filtering 5: ~0.05 px better than none, for ~35% of the time (set 1 to switch it off).
+      test costs ~65% more CPU time under XLA. Set it to stop converged examples early with larger counts.
+    - median_filtering 5: 0.03-0.05 px better than none, for ~30% of the time (set 1 to switch it off).
     """
     tau: float = 0.25              # [0.25] time step of the dual (ROF) iterations; stable for tau <= 0.25
     lambda_: float = 0.3           # [0.15] weight of the L1 data term, for intensities 0..255; larger = less smooth
@@ -333,7 +335,7 @@ class TVL1Flow:
     """`flow = TVL1Flow(); flow(image1, image2) -> [N, H, W, 2]`: `tvl1_flow` as a tf.function, traced once per
     input shape and dtype; keyword overrides set TVL1Params fields, e.g. `TVL1Flow(warps=2)`.
 
-    `jit_compile=True` (default) compiles it with XLA, ~7x faster on CPU than TF's graph executor (the iterations
+    `jit_compile=True` (default) compiles it with XLA, ~5x faster on CPU than TF's graph executor (the iterations
     are many small elementwise ops that XLA fuses) and the natural form on an accelerator. It also works inside
     `Dataset.map`: call the instance in the map function and tf.data runs the compiled function.
     """
