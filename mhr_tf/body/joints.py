@@ -80,12 +80,15 @@ def lsp_from_smpl_indices() -> np.ndarray:
     return indices(SMPL_24, LSP_14)
 
 
+def mirror_name(name: str) -> str:
+    """The joint on the other side: left_knee <-> right_knee; a centre joint is its own mirror."""
+    if name.startswith("left_"):
+        return "right_" + name[5:]
+    if name.startswith("right_"):
+        return "left_" + name[6:]
+    return name
+
+
 def flip_permutation(names: tuple[str, ...]) -> np.ndarray:
     """Index permutation that swaps left and right joints of `names` (for mirroring and detector swaps)."""
-    def mirror(name: str) -> str:
-        if name.startswith("left_"):
-            return "right_" + name[5:]
-        if name.startswith("right_"):
-            return "left_" + name[6:]
-        return name
-    return indices(names, tuple(mirror(n) for n in names))
+    return indices(names, tuple(mirror_name(n) for n in names))

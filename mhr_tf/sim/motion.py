@@ -21,7 +21,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
-from mhr_tf.body.joints import SMPL_24, SMPL_PARENTS
+from mhr_tf.body.joints import SMPL_24, SMPL_PARENTS, mirror_name as _mirror_name
 
 FPS = 30  # issue 4 "Motion": the simulator's frame rate (SURREAL's clips are 30 fps too)
 GRAVITY = 9.81  # m/s², for the flight phase of jumps
@@ -30,12 +30,6 @@ KINDS = ("walk", "run", "jump", "wave", "squat", "turn")
 _J = {name: i for i, name in enumerate(SMPL_24)}
 
 
-def _mirror_name(name: str) -> str:
-    if name.startswith("left_"):
-        return "right_" + name[5:]
-    if name.startswith("right_"):
-        return "left_" + name[6:]
-    return name
 
 
 # ---- the reference skeleton ------------------------------------------------------------------------------------
