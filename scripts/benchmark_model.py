@@ -78,11 +78,11 @@ class Variant:
     strategy: str = "mirrored"  # as mhr_tf.train.make_strategy: "mirrored" or "default"
     env: tuple = ()  # (name, value) pairs
     grappler: tuple = ()  # (option, value) pairs for tf.config.optimizer.set_experimental_options
-    fused_batch_norm: bool = False  # BatchNormalization through one FusedBatchNormV3 op (see fused_batch_norm_call)
+    fused_batch_norm: bool = False  # build_model(fused_batch_norm=True): the trunk's BN as one FusedBatchNormV3 op
 
     def process_safe(self) -> bool:
         """Whether it can run in an already started TensorFlow process (no thread or environment settings)."""
-        return not (self.env or self.intra_threads or self.inter_threads or self.grappler or self.fused_batch_norm)
+        return not (self.env or self.intra_threads or self.inter_threads or self.grappler)
 
 
 VARIANTS = {v.name: v for v in (
@@ -98,6 +98,10 @@ VARIANTS = {v.name: v for v in (
     Variant("threads_2x1", "intra-op 2 threads, inter-op 1", intra_threads=2, inter_threads=1),
     Variant("bf16_threads_2x1", "mixed_bfloat16, intra-op 2, inter-op 1", policy="mixed_bfloat16",
             intra_threads=2, inter_threads=1),
+    Variant("fused_bn_threads_2x1", "fused_bn, intra-op 2, inter-op 1", fused_batch_norm=True, intra_threads=2,
+            inter_threads=1),
+    Variant("bf16_fused_bn_threads_2x1", "mixed_bfloat16, fused_bn, intra-op 2, inter-op 1",
+            policy="mixed_bfloat16", fused_batch_norm=True, intra_threads=2, inter_threads=1),
     Variant("amp_onednn_bf16", "float32 model, grappler's auto_mixed_precision_onednn_bfloat16 rewrite",
             grappler=(("auto_mixed_precision_onednn_bfloat16", True),)),
     Variant("fpmath_bf16", "float32 model, oneDNN computes float32 convolutions/matmuls in bf16 "
@@ -130,43 +134,7 @@ def configure(variant: Variant):
     if variant.grappler:
         tf.config.optimizer.set_experimental_options(dict(variant.grappler))
     keras.mixed_precision.set_global_policy(variant.policy)
-    if variant.fused_batch_norm:
-        global _keras_batch_norm_call
-        _keras_batch_norm_call = keras.layers.BatchNormalization.call
-        keras.layers.BatchNormalization.call = fused_batch_norm_call
     return tf, keras
-
-
-_keras_batch_norm_call = None  # Keras' own BatchNormalization.call, kept when fused_batch_norm_call replaces it
-
-
-def fused_batch_norm_call(self, inputs, training=None, mask=None):
-    """`keras.layers.BatchNormalization.call` through TensorFlow's FusedBatchNormV3 for 4D channels-last inputs.
-
-    Keras 3's TensorFlow backend normalises with `tf.nn.moments` + `tf.nn.batch_normalization`: about ten
-    elementwise passes over every activation forward and backward. FusedBatchNormV3 (oneDNN's on this CPU) does the
-    statistics and the normalisation in one op and its gradient in one FusedBatchNormGradV3. Same statistics (the
-    running variance is Bessel-corrected, N / (N - 1) with N = crops x pixels), same moving-average update.
-    """
-    import tensorflow as tf
-    axis = self.axis if isinstance(self.axis, int) else None
-    if (mask is not None or len(inputs.shape) != 4 or axis not in (-1, 3) or self.renorm or self.synchronized
-            or not (self.scale and self.center)):
-        return _keras_batch_norm_call(self, inputs, training=training, mask=mask)
-    compute = "bfloat16" if inputs.dtype == tf.bfloat16 else "float32"  # FusedBatchNormV3: x bf16 or f32
-    x = tf.cast(inputs, compute)
-    gamma, beta = tf.cast(self.gamma, "float32"), tf.cast(self.beta, "float32")
-    if training and self.trainable:
-        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-            x, gamma, beta, tf.cast(self.moving_mean, "float32"), tf.cast(self.moving_variance, "float32"),
-            epsilon=self.epsilon, is_training=True, exponential_avg_factor=1.0 - self.momentum)
-        self.moving_mean.assign(tf.cast(mean, self.moving_mean.dtype))
-        self.moving_variance.assign(tf.cast(variance, self.moving_variance.dtype))
-    else:
-        y, _, _ = tf.compat.v1.nn.fused_batch_norm(
-            x, gamma, beta, tf.cast(self.moving_mean, "float32"), tf.cast(self.moving_variance, "float32"),
-            epsilon=self.epsilon, is_training=False)
-    return tf.cast(y, self.compute_dtype)
 
 
 def random_batch(size: Size, seed: int = 0):
@@ -344,7 +312,7 @@ def run_variant(variant: Variant, size: Size, mode: str, warmup: int, repeats: i
     strategy = tf.distribute.MirroredStrategy() if variant.strategy == "mirrored" else tf.distribute.get_strategy()
     features, labels = random_batch(size)
     with strategy.scope():
-        model = build(size)
+        model = build(size, fused_batch_norm=variant.fused_batch_norm)
         optimizer = keras.optimizers.Adam(1e-4)
     step = make_train_step(model, optimizer, strategy, size.clips, variant.jit)
     start = time.perf_counter()

@@ -85,7 +85,8 @@ def build_model(crop_size: int = FULL_CROP_SIZE, channels=DEFAULT_CHANNELS, arch
                 dropout: float = regressor.IEF_DROPOUT, num_pairs: int | None = None,
                 body_model_path: str | Path | None = None, gender: str = "neutral",
                 pretrained_weights: str | Path | None = None, dann_weight: float | None = None,
-                adversary_units: int = dann.ADVERSARY_UNITS, with_vertices: bool = False) -> keras.Model:
+                adversary_units: int = dann.ADVERSARY_UNITS, with_vertices: bool = False,
+                fused_batch_norm: bool = False) -> keras.Model:
     """Motion HMR as a Keras functional model, `{"inputs": [B, P, S, S, C]}` -> the batch contract's outputs.
 
     `channels`: the input groups present, in `trunk.CHANNEL_GROUPS` order. `architecture`: a `trunk.ARCHITECTURES`
@@ -93,9 +94,10 @@ def build_model(crop_size: int = FULL_CROP_SIZE, channels=DEFAULT_CHANNELS, arch
     (no weight depends on it). `body_model_path`: an SMPL file or directory, None for the open body model.
     `pretrained_weights`: a 3-channel weights file for the trunk (`trunk.load_pretrained`), None or missing = from
     scratch. `dann_weight`: with a value, a domain adversary behind gradient reversal of that weight (App. B) adds
-    "domain/logits".
+    "domain/logits". `fused_batch_norm`: the trunk's BatchNormalization by TensorFlow's fused op (same weights and
+    results; a full-size training step takes ~20-30% less CPU, `benchmarks/model.json`).
     """
-    pair_trunk = trunk.PairTrunk(crop_size, channels, architecture, name="trunk")
+    pair_trunk = trunk.PairTrunk(crop_size, channels, architecture, fused_batch_norm, name="trunk")
     inputs = keras.Input((num_pairs, crop_size, crop_size, pair_trunk.num_channels), name="inputs")
     features = pair_trunk(inputs)  # [B, P, D]
     trunk.load_pretrained(pair_trunk, pretrained_weights)

@@ -18,6 +18,7 @@ import numpy as np
 from keras import ops
 
 from mhr_tf.body import joints as joint_sets
+from mhr_tf.model import batch_norm
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +79,18 @@ def _stages(architecture: str):
     return ARCHITECTURES[architecture]
 
 
-def build_backbone(architecture: str, input_shape: tuple[int, int, int]) -> keras.Model:
-    """A keras.applications ResNet (no top, global average pooling, random weights): `[N, S, S, C] -> [N, D]`."""
+def build_backbone(architecture: str, input_shape: tuple[int, int, int], fused_batch_norm: bool = False
+                   ) -> keras.Model:
+    """A keras.applications ResNet (no top, global average pooling, random weights): `[N, S, S, C] -> [N, D]`.
+
+    `fused_batch_norm`: its BatchNormalization layers computed by TensorFlow's fused op (`batch_norm`; same weights
+    and results, faster on CPU).
+    """
+    net = _keras_resnet(architecture, input_shape)
+    return batch_norm.fuse_batch_norms(net) if fused_batch_norm else net
+
+
+def _keras_resnet(architecture: str, input_shape: tuple[int, int, int]) -> keras.Model:
     stages = _stages(architecture)
     with warnings.catch_warnings():
         # keras.applications warns for inputs that are not 1 or 3 channels; ours are wider on purpose.
@@ -109,15 +120,18 @@ class PairTrunk(keras.layers.Layer):
     ConvNet (§3.2: "applies a CNN ... independently on each frame").
     """
 
-    def __init__(self, crop_size: int, channels=("rgb",), architecture: str = "resnet50", **kwargs):
+    def __init__(self, crop_size: int, channels=("rgb",), architecture: str = "resnet50",
+                 fused_batch_norm: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.crop_size = int(crop_size)
         self.channels = tuple(channels)
         self.architecture = architecture
+        self.fused_batch_norm = bool(fused_batch_norm)
         self.layout = channel_layout(self.channels)
         self.num_channels = num_channels(self.channels)
         self.feature_dim = feature_dim(architecture)
-        self.backbone = build_backbone(architecture, (self.crop_size, self.crop_size, self.num_channels))
+        self.backbone = build_backbone(architecture, (self.crop_size, self.crop_size, self.num_channels),
+                                       self.fused_batch_norm)
 
     def build(self, input_shape):
         expected = (self.crop_size, self.crop_size, self.num_channels)
@@ -137,7 +151,7 @@ class PairTrunk(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "crop_size": self.crop_size, "channels": list(self.channels),
-                "architecture": self.architecture}
+                "architecture": self.architecture, "fused_batch_norm": self.fused_batch_norm}
 
 
 def load_pretrained(trunk: PairTrunk, weights_path: str | Path | None, caffe_input: bool = True) -> bool:
