@@ -285,8 +285,9 @@ def _synchronize_batch_norm(model: keras.Model) -> None:
 
 
 def _current_lr(optimizer) -> float:
-    lr = optimizer.learning_rate
-    return float(lr(optimizer.iterations) if callable(lr) else lr)
+    # Keras 3 evaluates a schedule at the current iteration here; under a strategy the value is a distributed
+    # variable, so go through a tensor.
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
 def _image_summary(model, features, strategy, crop_size: int, step: int) -> None:

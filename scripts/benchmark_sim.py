@@ -92,6 +92,23 @@ def benchmark_backgrounds(videos: int = 5, frames: int = 31) -> dict:
             "videos_per_min": round(60 * videos / seconds, 1), "frames_per_s": round(videos * frames / seconds, 1)}
 
 
+def benchmark_make_synthetic(sequences: int = 2, frames: int = 31) -> dict:
+    """Sequences per minute on one core for `make_synthetic` surreal and threedpw (one process, CPU time)."""
+    from mhr_tf.sim import make
+    rows = {}
+    with tempfile.TemporaryDirectory() as out:
+        make.write_surreal_sequence(out, 0, 0, 4)  # load the body models once, outside the timing
+        for kind, write in (("surreal", make.write_surreal_sequence), ("threedpw", make.write_threedpw_sequence)):
+            start, cpu = time.perf_counter(), time.process_time()
+            for index in range(1, sequences + 1):
+                write(Path(out) / kind, 0, index, frames)
+            seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
+            rows[kind] = {"sequences": sequences, "frames": frames, "wall_s": round(seconds, 2),
+                          "cpu_s": round(cpu_seconds, 2),
+                          "sequences_per_min_per_core": round(60 * sequences / max(cpu_seconds, 1e-9), 1)}
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=31)
@@ -113,11 +130,17 @@ def main() -> None:
     print(f"backgrounds: {bg['videos']} videos x {bg['frames']} frames in {bg['seconds']:.2f} s = "
           f"{bg['videos_per_min']:.0f} videos/min, {bg['frames_per_s']:.0f} frames/s (make + mp4 encode)")
 
-    # Merge: other benchmarks (make_synthetic) keep their own keys in the same file.
+    synthetic = benchmark_make_synthetic(frames=args.frames)
+    for kind, row in synthetic.items():
+        print(f"make_synthetic {kind}: {row['sequences']} x {row['frames']} frames, "
+              f"{row['sequences_per_min_per_core']:.0f} sequences/min per core (CPU time)")
+
+    # Merge: other benchmarks keep their own keys in the same file.
     args.out.parent.mkdir(parents=True, exist_ok=True)
     merged = json.loads(args.out.read_text()) if args.out.exists() else {}
     merged["renderer"] = result
     merged["backgrounds"] = bg
+    merged["make_synthetic"] = synthetic
     args.out.write_text(json.dumps(merged, indent=2) + "\n")
     print(f"wrote {args.out}")
 

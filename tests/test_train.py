@@ -118,3 +118,18 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(sim_da
     with pytest.raises(train.NonFiniteLossError, match=r"step 2.*ckpt-1"):
         _run(tmp_path / "nan", sim_data, 4)
     assert tf.train.latest_checkpoint(str(tmp_path / "nan" / "checkpoints")).endswith("ckpt-1")
+
+
+def test_logged_learning_rate_is_the_constant_or_the_schedules_value_under_a_strategy():
+    import keras
+    strategy = tf.distribute.MirroredStrategy()
+    with strategy.scope():
+        constant = keras.optimizers.Adam(3e-4)
+        scheduled = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, 10, alpha=0.1))
+        variable = tf.Variable(1.0)
+        constant.build([variable])
+        scheduled.build([variable])
+    scheduled.iterations.assign(5)
+    assert train._current_lr(constant) == pytest.approx(3e-4)
+    # Cosine decay halfway: alpha + (1 - alpha) * (1 + cos(pi / 2)) / 2 = 0.55 of the base rate.
+    assert train._current_lr(scheduled) == pytest.approx(1e-3 * 0.55, rel=1e-5)
