@@ -59,11 +59,9 @@ SMALL = Size(clips=1, pairs=3, crop=64, architecture="resnet_tiny",
              model_kwargs=(("lstm_units", 16), ("head_units", 16), ("regressor_units", 16)))
 MATMUL_N = {"full": 4096, "small": 512}  # square float32 matmul: 2 n^3 FLOPs
 MATMUL_REPEATS = 4
-# The bf16 accuracy check: the full architecture on one clip of 4 pairs (same weights, one batch), and a fixed-batch
-# fit of the small size.
-ACCURACY_SIZES = {"full": (dataclasses.replace(FULL, clips=1, pairs=4), SMALL, 40),
-                  "small": (SMALL, SMALL, 5)}
-FIT_LEARNING_RATE = 1e-3
+# The bf16 accuracy check: the full architecture on one clip of 4 pairs, and Adam steps fitting that batch.
+ACCURACY = {"full": (dataclasses.replace(FULL, clips=1, pairs=4), 60), "small": (SMALL, 5)}
+FIT_LEARNING_RATE = 1e-4  # gin/base.gin: learning_rate_schedule.base
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +137,33 @@ def configure(variant: Variant):
     return tf, keras
 
 
+def random_inputs(size: Size, rng: np.random.Generator) -> np.ndarray:
+    """Inputs `[B, P, S, S, C]` float32 that look like the pipeline's, channel group by group: smooth images in
+    [-1, 1], smooth flow through `flow.flow_channels` (/20 and magnitude), Gaussian keypoint heatmaps through
+    `keypoints.gaussian_heatmaps` (90% of the joints visible), no total occlusion."""
+    import tensorflow as tf
+    from mhr_tf.body import joints as joint_sets
+    from mhr_tf.data import flow, keypoints
+    from mhr_tf.model import trunk
+    n, s = size.clips * size.pairs, size.crop
+
+    def smooth(channels: int, scale: float, grid: int = 4):  # a random field, bilinearly upsampled
+        coarse = rng.normal(0.0, scale, (n, grid, grid, channels)).astype(np.float32)
+        return tf.image.resize(coarse, (s, s), method="bilinear")
+
+    groups = {
+        "rgb": lambda: tf.tanh(smooth(3, 1.0, grid=8)),
+        "flow": lambda: flow.flow_channels(smooth(2, 3.0) + rng.normal(0.0, 5.0, (n, 1, 1, 2)).astype(np.float32)),
+        "heatmaps": lambda: keypoints.gaussian_heatmaps(
+            tf.constant(np.clip(rng.normal(s / 2, s / 5, (n, len(joint_sets.HEATMAP_12), 2)), 0, s - 1),
+                        tf.float32),
+            tf.constant(rng.random((n, len(joint_sets.HEATMAP_12))) < 0.9), s, keypoints.heatmap_sigma(s)),
+        "occlusion": lambda: tf.zeros((n, s, s, 1)),
+    }
+    crops = tf.concat([groups[name]() for name in trunk.channel_layout(size.channels)], axis=-1)
+    return np.asarray(crops, np.float32).reshape(size.clips, size.pairs, s, s, -1)
+
+
 def random_batch(size: Size, seed: int = 0):
     """Random features and labels with the batch contract's shapes, dtypes and ranges."""
     import tensorflow as tf
@@ -151,7 +176,7 @@ def random_batch(size: Size, seed: int = 0):
     def f32(x):
         return tf.constant(np.asarray(x, np.float32))
 
-    inputs = rng.uniform(0.0, 1.0, (b, p, s, s, trunk.num_channels(size.channels)))  # [B, P, S, S, C]
+    inputs = random_inputs(size, rng)  # [B, P, S, S, C]
     body = rng.normal(0.0, 0.3, (b, p + 1, smpl24, 3)) + np.array([0.0, 0.0, 5.0])  # metres, ~5 m from the camera
     lsp3d = rng.normal(0.0, 0.3, (b, p + 1, lsp, 3)) + np.array([0.0, 0.0, 5.0])
     keypoints = rng.uniform(-1.0, 1.0, (b, p + 1, lsp, 2))  # normalized crop coordinates
@@ -378,72 +403,76 @@ def count_flops(model, size: Size, train_step, forward) -> dict:
 # bfloat16's effect on the numbers (the accuracy side of the bf16 variants)
 # ---------------------------------------------------------------------------------------------------------------
 
-def bf16_accuracy(check_size: Size, train_size: Size, train_steps: int) -> dict:
-    """mixed_bfloat16 against float32 on the same weights and batch, and on a short fit of one fixed batch.
+def bf16_accuracy(size: Size, fit_steps: int) -> dict:
+    """mixed_bfloat16 against float32 from the same initial weights, on `size` (the full architecture, few pairs).
 
-    1. `check_size` (the full architecture at a few pairs): the float32 model's weights are copied into a
-       mixed_bfloat16 model (dropout off so both see the same network); compared: the loss, the gradients (cosine
-       and relative norm of the difference) and the inference outputs (joints in mm, pose in radians).
-    2. `train_size`: Adam from the same initial weights on one fixed batch for `train_steps` steps, both policies;
-       the losses at the start and the end.
+    1. One batch, dropout off: the loss, the gradients (cosine to float32's, all variables and the trunk's conv
+       kernels alone) and the inference joints. For scale, the same numbers for float32 with another summation order
+       (fused BatchNormalization): what rounding alone does at float32 precision.
+    2. A fit of that one batch for `fit_steps` Adam steps at train.py's learning rate: the loss curves of float32,
+       mixed_bfloat16 and float32 with the trunk frozen (how much of the fit needs the trunk's gradients).
     """
     tf, keras = configure(VARIANTS["baseline"])
     from mhr_tf import losses
-    result = {}
+    features, labels = random_batch(size, seed=1)
 
-    def pair_of_models(size: Size):
-        models = {}
-        for policy in ("float32", "mixed_bfloat16"):
-            keras.mixed_precision.set_global_policy(policy)
-            models[policy] = build(size, dropout=0.0)
+    def build_from(weights, policy="float32", **overrides):
+        keras.mixed_precision.set_global_policy(policy)
+        model = build(size, dropout=0.0, **overrides)
         keras.mixed_precision.set_global_policy("float32")
-        models["mixed_bfloat16"].set_weights(models["float32"].get_weights())
-        return models
+        if weights is not None:
+            model.set_weights(weights)
+        return model
 
-    def loss_and_gradients(model, features, labels):
+    def loss_and_gradients(model):
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(losses.motion_hmr_losses(labels, model(features, training=True))["total"])
         return loss, tape.gradient(loss, model.trainable_variables)
 
-    features, labels = random_batch(check_size, seed=1)
-    models = pair_of_models(check_size)
-    reference, candidate = (tf.function(lambda f, l, m=m: loss_and_gradients(m, f, l))(features, labels)
-                            for m in models.values())
-    g32 = np.concatenate([np.ravel(np.asarray(g, np.float64)) for g in reference[1]])
-    g16 = np.concatenate([np.ravel(np.asarray(g, np.float64)) for g in candidate[1]])
-    outputs = {policy: model(features, training=False) for policy, model in models.items()}
-    joints_error_mm = 1000.0 * np.abs(np.asarray(outputs["float32"]["current/joints3d"], np.float64)
-                                      - np.asarray(outputs["mixed_bfloat16"]["current/joints3d"], np.float64))
-    pose_error = np.abs(np.asarray(outputs["float32"]["current/pose"], np.float64)
-                        - np.asarray(outputs["mixed_bfloat16"]["current/pose"], np.float64))
-    result["same_weights"] = {
-        "size": dataclasses.asdict(check_size),
-        "loss_float32": float(reference[0]), "loss_bf16": float(candidate[0]),
-        "loss_relative_difference": abs(float(candidate[0]) - float(reference[0])) / abs(float(reference[0])),
-        "gradient_cosine": float(g32 @ g16 / (np.linalg.norm(g32) * np.linalg.norm(g16))),
-        "gradient_relative_error": float(np.linalg.norm(g16 - g32) / np.linalg.norm(g32)),
-        "inference_joints3d_abs_diff_mm_mean": float(joints_error_mm.mean()),
-        "inference_joints3d_abs_diff_mm_max": float(joints_error_mm.max()),
-        "inference_pose_abs_diff_rad_max": float(pose_error.max()),
-    }
+    def cosine(a, b):
+        return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
-    features, labels = random_batch(train_size, seed=2)
+    reference = build_from(None)
+    initial = reference.get_weights()
+    candidates = {"mixed_bfloat16": build_from(initial, "mixed_bfloat16"),
+                  "float32_fused_batch_norm": build_from(initial, fused_batch_norm=True)}
+    loss32, gradients32 = tf.function(lambda: loss_and_gradients(reference))()
+    joints32 = np.asarray(reference(features, training=False)["current/joints3d"], np.float64)
+    conv = [i for i, v in enumerate(reference.trainable_variables) if "conv" in v.path and v.path.endswith("kernel")]
+    same_weights = {"size": dataclasses.asdict(size)}
+    for name, model in candidates.items():
+        loss, gradients = tf.function(lambda model=model: loss_and_gradients(model))()
+        flat = [(np.ravel(np.asarray(a, np.float64)), np.ravel(np.asarray(b, np.float64)))
+                for a, b in zip(gradients32, gradients)]
+        joints_mm = 1000.0 * np.abs(np.asarray(model(features, training=False)["current/joints3d"], np.float64)
+                                    - joints32)
+        same_weights[name] = {
+            "loss_relative_difference": abs(float(loss) - float(loss32)) / abs(float(loss32)),
+            "gradient_cosine": cosine(np.concatenate([a for a, _ in flat]), np.concatenate([b for _, b in flat])),
+            "trunk_conv_kernel_gradient_cosine_median": float(np.median([cosine(*flat[i]) for i in conv])),
+            "trunk_conv_kernel_gradient_cosine_min": float(min(cosine(*flat[i]) for i in conv)),
+            "inference_joints3d_abs_diff_mm_mean": float(joints_mm.mean()),
+            "inference_joints3d_abs_diff_mm_max": float(joints_mm.max()),
+        }
+
     curves = {}
-    for policy, model in pair_of_models(train_size).items():
+    for name in ("float32", "mixed_bfloat16", "float32_frozen_trunk"):
+        model = build_from(initial, "mixed_bfloat16" if name == "mixed_bfloat16" else "float32")
+        model.get_layer("trunk").trainable = name != "float32_frozen_trunk"
         optimizer = keras.optimizers.Adam(FIT_LEARNING_RATE)
 
         @tf.function
         def fit_step(model=model, optimizer=optimizer):
-            loss, gradients = loss_and_gradients(model, features, labels)
+            loss, gradients = loss_and_gradients(model)
             optimizer.apply_gradients(zip(gradients, model.trainable_variables))
             return loss
 
-        curves[policy] = [float(fit_step()) for _ in range(train_steps)]
-    result["fixed_batch_fit"] = {
-        "size": dataclasses.asdict(train_size), "steps": train_steps, "learning_rate": FIT_LEARNING_RATE,
-        **{f"{policy}_loss_first_last": [curve[0], curve[-1]] for policy, curve in curves.items()},
-        "loss_curves": curves}
-    return result
+        curves[name] = [float(fit_step()) for _ in range(fit_steps)]
+    return {"same_weights": same_weights,
+            "fixed_batch_fit": {"size": dataclasses.asdict(size), "steps": fit_steps,
+                                "learning_rate": FIT_LEARNING_RATE,
+                                "loss_first_last": {name: [c[0], c[-1]] for name, c in curves.items()},
+                                "loss_curves": curves}}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -518,6 +547,22 @@ def print_table(rows: list[dict], matmul_best: dict) -> None:
           f"% bf16 mm: of the same process's bfloat16 matmul rate.")
 
 
+def print_accuracy(accuracy: dict) -> None:
+    if "error" in accuracy:
+        print(f"bf16 accuracy check: error: {accuracy['error'][:200]}")
+        return
+    print("bf16 vs float32, same weights and batch (float32 with fused BN: rounding alone, for scale):")
+    for name, row in accuracy["same_weights"].items():
+        if name != "size":
+            print(f"  {name:<26} loss rel. diff {row['loss_relative_difference']:.2e}, gradient cosine "
+                  f"{row['gradient_cosine']:.4f} (trunk conv kernels: median {row['trunk_conv_kernel_gradient_cosine_median']:.3f}), "
+                  f"joints {row['inference_joints3d_abs_diff_mm_mean']:.2f} mm mean / "
+                  f"{row['inference_joints3d_abs_diff_mm_max']:.2f} mm max")
+    fit = accuracy["fixed_batch_fit"]
+    print(f"fit of one batch, {fit['steps']} Adam steps at {fit['learning_rate']:g}: " + ", ".join(
+        f"{name} {first:.3f} -> {last:.3f}" for name, (first, last) in fit["loss_first_last"].items()))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="tiny trunk and crops: a smoke run of seconds")
@@ -538,7 +583,7 @@ def main(argv=None) -> int:
 
     if args.worker:  # inside a fresh process started by run_in_subprocess
         if args.worker == "accuracy":
-            answer = bf16_accuracy(*ACCURACY_SIZES[mode])
+            answer = bf16_accuracy(*ACCURACY[mode])
         else:
             answer = run_variant(VARIANTS[args.worker], size, mode, args.warmup, args.repeats,
                                  not args.no_inference, args.count_flops)
@@ -588,8 +633,7 @@ def main(argv=None) -> int:
     report["machine"]["load_average_after"] = os.getloadavg()
     print_table(rows, report["matmul"])
     if "bf16_accuracy" in report:
-        print("bf16 accuracy:", json.dumps({k: v for k, v in report["bf16_accuracy"].items()
-                                            if k != "fixed_batch_fit"}, indent=1))
+        print_accuracy(report["bf16_accuracy"])
     _write(out, report)
     print(f"wrote {out}")
     return 0
