@@ -29,9 +29,11 @@ SMPL's left hip, on the body's left axis with cosine >= 0.9999 on every frame; i
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -77,9 +79,19 @@ WORLD_TO_CAMERA_ROTATION = MIRROR_X @ SURREAL_WORLD_TO_CAMERA  # [[0,0,1],[0,1,0
 # gulvarol/surreal issue #10: "multiply zrot ... by pose[0:3]").
 ROOT_TO_WORLD_ROTATION = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # R90
 
+log = logging.getLogger(__name__)
+
 
 class SurrealFormatError(ValueError):
-    """A SURREAL file that does not have the layout, field or shape SURREAL's files have."""
+    """A SURREAL file that does not have the layout, field, shape or finite values SURREAL's files have.
+
+    The message names the file and the field; `reason` is the same without the file (e.g. "non-finite joints3D"),
+    what the manifest scan counts skipped clips by.
+    """
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message.split(": ", 1)[-1]
 
 
 class Extrinsics(NamedTuple):
@@ -262,13 +274,16 @@ def companion_path(mp4_path, kind: str) -> Path:
 def _loadmat(path: Path, variable_names=None) -> dict:
     if not path.is_file():
         raise SurrealFormatError(f"{path}: missing (every SURREAL clip has <seq>_c%04d.mp4, _info.mat, _segm.mat "
-                                 f"and _depth.mat side by side)")
+                                 f"and _depth.mat side by side)", reason=f"missing _{path.name.rsplit('_', 1)[-1]}")
     try:
         return scipy.io.loadmat(path, variable_names=variable_names)
     except NotImplementedError as err:  # scipy's answer to v7.3 (HDF5) files
-        raise SurrealFormatError(f"{path}: {err}; SURREAL's .mat files are MATLAB v5") from err
-    except (ValueError, TypeError, OSError) as err:
-        raise SurrealFormatError(f"{path}: not a readable MATLAB v5 file ({err})") from err
+        raise SurrealFormatError(f"{path}: {err}; SURREAL's .mat files are MATLAB v5",
+                                 reason="a MATLAB v7.3 file") from err
+    except Exception as err:  # a truncated or foreign file fails in scipy in many ways: MatReadError (short or
+        # empty), ValueError (text: "Unknown mat file type"), OSError or IndexError (cut mid-variable)
+        raise SurrealFormatError(f"{path}: not a readable MATLAB v5 file ({type(err).__name__}: {err})",
+                                 reason="not a readable MATLAB v5 file") from err
 
 
 def _numeric_field(mat: dict, name: str, path: Path) -> np.ndarray:
@@ -277,13 +292,36 @@ def _numeric_field(mat: dict, name: str, path: Path) -> np.ndarray:
     value = mat[name]
     if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
         raise SurrealFormatError(f"{path}: field '{name}' is {type(value).__name__} of "
-                                 f"{getattr(value, 'dtype', '?')} — expected numbers")
+                                 f"{getattr(value, 'dtype', '?')} — expected numbers",
+                                 reason=f"field '{name}' is not numeric")
     return value
 
 
 def _shape_error(path: Path, name: str, value: np.ndarray, expected: str, num_frames: int) -> SurrealFormatError:
     return SurrealFormatError(f"{path}: field '{name}' has shape {value.shape} — expected {expected} "
-                              f"(T = {num_frames} from 'pose')")
+                              f"(T = {num_frames} from 'pose')", reason=f"field '{name}' has the wrong shape")
+
+
+def _check_finite(values: np.ndarray, name: str, path: Path, per_frame: bool = True, frames=None,
+                  key: str | None = None) -> np.ndarray:
+    """`values` unchanged if all finite; else an error naming the file, the field and the first bad frame.
+
+    A NaN or Inf in a label is a broken file, not a pose: left in, it would surface much later as a projection off
+    the image ("the person leaves the frame"). `per_frame`: axis 0 is frames (numbered 0..T-1, as `frame_indices`,
+    or as given by `frames`); `key`, the field holding them when it is not `name` (`depth_4` for depth frame 3).
+    """
+    finite = np.isfinite(values)
+    if finite.all():
+        return values
+    if not per_frame:
+        raise SurrealFormatError(f"{path}: non-finite {name} ({int((~finite).sum())} of {finite.size} values)",
+                                 reason=f"non-finite {name}")
+    bad = np.flatnonzero(~finite.reshape(len(values), -1).all(axis=1))
+    numbers = np.arange(len(values)) if frames is None else np.asarray(frames)
+    more = f" and {len(bad) - 1} more of {len(values)}" if len(bad) > 1 else ""
+    field = f", field '{key}'" if key else ""
+    raise SurrealFormatError(f"{path}: non-finite {name} (frame {int(numbers[bad[0]])}{more}{field})",
+                             reason=f"non-finite {name}")
 
 
 def _per_joint(mat, name, dims, path, num_frames) -> np.ndarray:
@@ -320,19 +358,25 @@ def _genders(mat, path, num_frames) -> tuple[str, ...]:
     codes = _per_frame(mat, "gender", path, num_frames)
     bad = sorted(set(codes.tolist()) - set(range(len(GENDERS))))
     if bad:
-        raise SurrealFormatError(f"{path}: field 'gender' holds {bad} — expected 0 (female) or 1 (male)")
+        raise SurrealFormatError(f"{path}: field 'gender' holds {bad} — expected 0 (female) or 1 (male)",
+                                 reason="field 'gender' is not 0 or 1")
     return tuple(GENDERS[int(c)] for c in codes)
 
 
 def _num_frames(mat, path) -> int:
     pose = _numeric_field(mat, "pose", path)
     if pose.ndim != 2 or pose.shape[0] != NUM_POSE or pose.shape[1] < 1:
-        raise SurrealFormatError(f"{path}: field 'pose' has shape {pose.shape} — expected ({NUM_POSE}, T)")
+        raise SurrealFormatError(f"{path}: field 'pose' has shape {pose.shape} — expected ({NUM_POSE}, T)",
+                                 reason="field 'pose' has the wrong shape")
     return pose.shape[1]
 
 
 def read_info(info_path) -> SurrealInfo:
-    """Reads and checks the fields of an `_info.mat` the decoder uses; per-frame arrays come out frame-major."""
+    """Reads and checks the fields of an `_info.mat` the decoder uses; per-frame arrays come out frame-major.
+
+    Raises `SurrealFormatError` naming the file and the field on a missing field, a wrong shape, or a NaN or Inf
+    (with the first such frame).
+    """
     info_path = Path(info_path)
     mat = _loadmat(info_path, ["joints2D", "joints3D", "pose", "shape", "camLoc", "zrot", "gender"])
     num_frames = _num_frames(mat, info_path)
@@ -344,13 +388,15 @@ def read_info(info_path) -> SurrealInfo:
         raise _shape_error(info_path, "camLoc", cam_loc, "(3, 1)", num_frames)
     return SurrealInfo(
         num_frames=num_frames,
-        pose=mat["pose"].T.astype(np.float32),
-        joints2d=_per_joint(mat, "joints2D", 2, info_path, num_frames).astype(np.float32),
-        joints3d_world=_per_joint(mat, "joints3D", 3, info_path, num_frames).astype(np.float32),
-        betas=np.broadcast_to(shape.T, (num_frames, NUM_BETAS)).astype(np.float32),
-        zrot=_per_frame(mat, "zrot", info_path, num_frames).astype(np.float32),
+        pose=_check_finite(mat["pose"].T, "pose", info_path).astype(np.float32),
+        joints2d=_check_finite(_per_joint(mat, "joints2D", 2, info_path, num_frames), "joints2D",
+                               info_path).astype(np.float32),
+        joints3d_world=_check_finite(_per_joint(mat, "joints3D", 3, info_path, num_frames), "joints3D",
+                                     info_path).astype(np.float32),
+        betas=_check_finite(np.broadcast_to(shape.T, (num_frames, NUM_BETAS)), "shape", info_path).astype(np.float32),
+        zrot=_check_finite(_per_frame(mat, "zrot", info_path, num_frames), "zrot", info_path).astype(np.float32),
         genders=_genders(mat, info_path, num_frames),
-        cam_loc=cam_loc.reshape(3).astype(np.float64))
+        cam_loc=_check_finite(cam_loc.reshape(3), "camLoc", info_path, per_frame=False).astype(np.float64))
 
 
 def _read_frame_mat(path: Path, prefix: str, indices: np.ndarray, num_frames: int, info_path: Path,
@@ -371,6 +417,8 @@ def _read_frame_mat(path: Path, prefix: str, indices: np.ndarray, num_frames: in
         if value.shape != SURREAL_IMAGE_HW or value.dtype.kind not in "biuf":
             raise SurrealFormatError(f"{path}: field '{key}' is {value.dtype} {value.shape} — expected "
                                      f"{SURREAL_IMAGE_HW} numbers")
+        if value.dtype.kind == "f":  # before the cast: a NaN cast to the integer `segm` would be an arbitrary part id
+            _check_finite(value[None], prefix, path, frames=indices[i:i + 1], key=key)
         out[i] = value
     return out
 
@@ -439,8 +487,23 @@ def load_clip(mp4_path, frames: slice | None = None, load_segm: bool = True, loa
 # --------------------------------------------------------------------------------------------------------------------
 # Manifest: (clip, frame count, gender) for a whole split, scanned once and cached as JSON
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: records skipped clips and the signature of the folder it was scanned from
 MANIFEST_PROGRESS_MIN_CLIPS = 200  # show a progress bar for scans at least this long
+MANIFEST_SUMMARY_REASONS = 3  # how many of the commonest reasons for skipped clips the summary line names
+
+
+class SkippedClip(NamedTuple):
+    """A clip the manifest scan left out, and why."""
+    path: Path  # the clip's .mp4
+    reason: str  # without the file, what skipped clips are counted by: "non-finite joints3D"
+    message: str  # the decoder's error, naming the file and the field
+
+
+class Manifest(NamedTuple):
+    """One split as scanned: the clips the decoder can read and the ones it cannot."""
+    clips: list[ManifestEntry]  # sorted by path
+    skipped: list[SkippedClip]  # sorted by path
+    signature: str  # `folder_signature` of the split when it was scanned: a different one means scan again
 
 
 def _split_dir(root: Path, split: str) -> Path:
@@ -460,51 +523,116 @@ def manifest_cache_paths(root, split: str) -> tuple[Path, Path]:
             paths.home() / "manifests" / f"surreal_{key}_{split}.json")
 
 
-def _scan(root: Path, split: str) -> list[ManifestEntry]:
-    split_dir = _split_dir(root, split)
-    clips = sorted(p for p in split_dir.glob("run*/*/*.mp4") if _CLIP_RE.match(p.stem))
-    entries = []
+def _list_clips(split_dir: Path) -> list[Path]:
+    return sorted(p for p in split_dir.glob("run*/*/*.mp4") if _CLIP_RE.match(p.stem))
+
+
+def folder_signature(root, clips) -> str:
+    """A hash of what the manifest is made from: each clip's .mp4 and `_info.mat`, as (path relative to `root`, size,
+    mtime in ns), a missing file as (path, None, None). Adding, removing, rewriting or touching a clip changes it;
+    moving the whole root with its times kept (`cp -a`, `rsync -a`) does not."""
+    root = Path(root)
+    digest = hashlib.sha1()
+    for mp4 in clips:
+        for path in (mp4, companion_path(mp4, "info")):
+            try:
+                stat = path.stat()
+                size, mtime = stat.st_size, stat.st_mtime_ns
+            except FileNotFoundError:
+                size = mtime = None
+            digest.update(json.dumps([path.relative_to(root).as_posix(), size, mtime]).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def _scan(root: Path, split: str, clips: list[Path], signature: str) -> Manifest:
+    """Reads every clip's `_info.mat` as the decoder does (`read_info`); a clip it cannot read is skipped, with the
+    reason, instead of ending the scan: one bad file among SURREAL's ~68k must not stop a run."""
+    entries, skipped = [], []
     for mp4 in tqdm(clips, desc=f"SURREAL {split} manifest", unit="clip",
                     disable=len(clips) < MANIFEST_PROGRESS_MIN_CLIPS):
-        info_path = companion_path(mp4, "info")
-        mat = _loadmat(info_path, ["pose", "gender"])
-        num_frames = _num_frames(mat, info_path)
-        entries.append(ManifestEntry(mp4, num_frames, _genders(mat, info_path, num_frames)[0]))
-    return entries
+        try:
+            info = read_info(companion_path(mp4, "info"))
+        except SurrealFormatError as err:
+            skipped.append(SkippedClip(mp4, err.reason, str(err)))
+            continue
+        entries.append(ManifestEntry(mp4, info.num_frames, info.genders[0]))
+    return Manifest(entries, skipped, signature)
 
 
-def _read_manifest(cache: Path, root: Path) -> list[ManifestEntry] | None:
+def skipped_summary(manifest: Manifest) -> str:
+    """"N of M clips skipped: <the commonest reasons, with counts>; e.g. <one such file's error>"."""
+    counts = collections.Counter(s.reason for s in manifest.skipped)
+    top = counts.most_common(MANIFEST_SUMMARY_REASONS)
+    reasons = ", ".join(f"{reason} ({n})" for reason, n in top)
+    if len(counts) > len(top):
+        reasons += f", {len(counts) - len(top)} other reason(s)"
+    example = next(s.message for s in manifest.skipped if s.reason == top[0][0])
+    total = len(manifest.clips) + len(manifest.skipped)
+    return f"{len(manifest.skipped)} of {total} clips skipped: {reasons}; e.g. {example}"
+
+
+def _read_manifest(cache: Path, root: Path, signature: str) -> Manifest | None:
     try:
         data = json.loads(cache.read_text())
-        if data["version"] != MANIFEST_VERSION:
-            return None
-        return [ManifestEntry(root / rel, int(n), gender) for rel, n, gender in data["clips"]]
+        if data["version"] != MANIFEST_VERSION or data["signature"] != signature:
+            return None  # from an older layout, or the folder changed since: scan again
+        return Manifest([ManifestEntry(root / rel, int(n), gender) for rel, n, gender in data["clips"]],
+                        [SkippedClip(root / rel, reason, message) for rel, reason, message in data["skipped"]],
+                        signature)
     except (OSError, ValueError, KeyError, TypeError):  # unreadable or from another layout: scan again
         return None
 
 
-def build_manifest(root, split: str, rebuild: bool = False) -> list[ManifestEntry]:
-    """Every clip of `<root>/<split>` as `(mp4 path, frame count, gender)`, sorted by path.
-
-    The first call scans the `_info.mat` files and caches the result as JSON beside the data (or under
-    MHR_TF_HOME/manifests when the root is read-only); later calls read the cache. `rebuild=True` rescans.
-    """
-    root = Path(root).resolve()
-    caches = manifest_cache_paths(root, split)
-    if not rebuild:
-        for cache in caches:
-            if cache.is_file() and (entries := _read_manifest(cache, root)) is not None:
-                return entries
-    entries = _scan(root, split)
-    payload = json.dumps({"version": MANIFEST_VERSION, "split": split,
-                          "clips": [[str(e.path.relative_to(root)), e.frames, e.gender] for e in entries]})
-    for cache in caches:
+def _write_manifest(manifest: Manifest, root: Path, split: str) -> None:
+    payload = json.dumps({
+        "version": MANIFEST_VERSION, "split": split, "signature": manifest.signature,
+        "clips": [[e.path.relative_to(root).as_posix(), e.frames, e.gender] for e in manifest.clips],
+        "skipped": [[s.path.relative_to(root).as_posix(), s.reason, s.message] for s in manifest.skipped]})
+    for cache in manifest_cache_paths(root, split):
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
             tmp.write_text(payload)
             tmp.replace(cache)  # atomic: concurrent readers see the old or the new manifest, never half of one
-            break
+            return
         except OSError:
             continue
-    return entries
+
+
+def load_manifest(root, split: str, rebuild: bool = False) -> Manifest:
+    """The clips of `<root>/<split>` the decoder can read, and those it cannot (each with its reason).
+
+    The first call scans the `_info.mat` files and caches the result as JSON beside the data (or under
+    MHR_TF_HOME/manifests when the root is read-only); later calls read the cache as long as the folder's
+    `folder_signature` is the one it was scanned with, and scan again when clips were added, removed or changed.
+    `rebuild=True` always rescans. Skipped clips are logged in one line (a warning when scanned). Raises
+    `SurrealFormatError` naming the root if the split holds no readable clip.
+    """
+    root = Path(root).resolve()
+    split_dir = _split_dir(root, split)
+    clips = _list_clips(split_dir)
+    signature = folder_signature(root, clips)
+    manifest = None
+    if not rebuild:
+        for cache in manifest_cache_paths(root, split):
+            if cache.is_file() and (manifest := _read_manifest(cache, root, signature)) is not None:
+                break
+    scanned = manifest is None
+    if scanned:
+        manifest = _scan(root, split, clips, signature)
+    if not manifest.clips:
+        found = (skipped_summary(manifest) if manifest.skipped else
+                 "no clip found — expected run{0,1,2}/<seq>/<seq>_c%04d.mp4 with <seq>_c%04d_info.mat beside each")
+        raise SurrealFormatError(f"{root}: no readable SURREAL clip in '{split}' ({split_dir}): {found}",
+                                 reason="no readable clip")
+    if scanned:
+        _write_manifest(manifest, root, split)
+    if manifest.skipped:
+        (log.warning if scanned else log.info)("SURREAL %s (%s): %s", split, split_dir, skipped_summary(manifest))
+    return manifest
+
+
+def build_manifest(root, split: str, rebuild: bool = False) -> list[ManifestEntry]:
+    """Every readable clip of `<root>/<split>` as `(mp4 path, frame count, gender)`, sorted by path; unreadable
+    clips are skipped and logged (see `load_manifest`)."""
+    return load_manifest(root, split, rebuild).clips

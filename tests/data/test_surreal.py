@@ -6,6 +6,9 @@ The decoder returns the unmirrored view, in the proper camera R_CAM = diag(-1, 1
 """
 from __future__ import annotations
 
+import os
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -371,6 +374,156 @@ def test_manifest_cache_falls_back_to_mhr_tf_home_when_root_unwritable(tmp_path,
 def test_manifest_names_missing_split_folder(tmp_path):
     with pytest.raises(surreal.SurrealFormatError, match=r"no 'val' folder"):
         surreal.build_manifest(tmp_path, "val")
+
+
+def _info_only_clip(root, seq, truth, info=None, gender_code=1):
+    """A clip of the train split with only its `_info.mat` (what the manifest reads) and an empty .mp4."""
+    mp4 = root / "train" / "run0" / seq / f"{seq}_c0001.mp4"
+    mp4.parent.mkdir(parents=True, exist_ok=True)
+    if info is None:
+        info = _info_dict(truth)
+        info["gender"][:] = gender_code
+    scipy.io.savemat(surreal.companion_path(mp4, "info"), info)  # uncompressed: same fields, same size
+    mp4.write_bytes(b"")
+    return mp4
+
+
+def _broken_info_set(root):
+    """Four clips: two good, one whose `_info.mat` is a short text file, one whose `_info.mat` is cut in half."""
+    truth = _random_truth(np.random.default_rng(10))
+    good = [_info_only_clip(root, "01_01", truth), _info_only_clip(root, "01_04", truth, gender_code=0)]
+    text = _info_only_clip(root, "01_02", truth)
+    surreal.companion_path(text, "info").write_text("not a MATLAB file\n")  # < 128 bytes: scipy's MatReadError
+    cut = _info_only_clip(root, "01_03", truth)
+    whole = surreal.companion_path(cut, "info").read_bytes()
+    surreal.companion_path(cut, "info").write_bytes(whole[:len(whole) // 2])
+    return good, text, cut
+
+
+def test_manifest_skips_and_counts_unreadable_info_files(tmp_path, caplog):
+    (good_male, good_female), text, cut = _broken_info_set(tmp_path)
+    with caplog.at_level("INFO", logger="mhr_tf.data.surreal"):
+        manifest = surreal.load_manifest(tmp_path, "train")
+    assert manifest.clips == [(good_male, T, "male"), (good_female, T, "female")]
+    assert [(s.path, s.reason) for s in manifest.skipped] == [(text, "not a readable MATLAB v5 file"),
+                                                              (cut, "not a readable MATLAB v5 file")]
+    assert all(str(surreal.companion_path(s.path, "info")) in s.message for s in manifest.skipped)
+    assert "MatReadError" in manifest.skipped[0].message
+    (record,) = caplog.records  # one summary line, not one per file
+    assert record.levelname == "WARNING"
+    assert re.search(r"2 of 4 clips skipped: not a readable MATLAB v5 file \(2\); e\.g\. .*01_02_c0001_info\.mat: "
+                     r"not a readable MATLAB v5 file", record.getMessage())
+
+
+def test_manifest_skips_a_clip_with_a_non_finite_label_and_names_it(tmp_path, caplog):
+    truth = _random_truth(np.random.default_rng(11))
+    good = _info_only_clip(tmp_path, "01_01", truth)
+    info = _info_dict(truth)
+    info["joints3D"][1, 5, 2] = np.nan  # y of joint 5 in frame 2
+    bad = _info_only_clip(tmp_path, "01_02", truth, info=info)
+    manifest = surreal.load_manifest(tmp_path, "train")
+    assert manifest.clips == [(good, T, "male")]
+    assert [(s.path, s.reason) for s in manifest.skipped] == [(bad, "non-finite joints3D")]
+    assert "1 of 2 clips skipped: non-finite joints3D (1); e.g. " in caplog.text
+    assert "01_02_c0001_info.mat: non-finite joints3D (frame 2)" in caplog.text
+
+
+def test_skipped_clips_are_kept_in_the_cached_manifest(tmp_path, monkeypatch, caplog):
+    _broken_info_set(tmp_path)
+    first = surreal.load_manifest(tmp_path, "train")
+    monkeypatch.setattr(surreal, "_scan", lambda *a: pytest.fail("rescanned an unchanged folder"))
+    with caplog.at_level("INFO", logger="mhr_tf.data.surreal"):
+        assert surreal.load_manifest(tmp_path, "train") == first
+    assert "2 of 4 clips skipped" in caplog.text  # still said, as information, when read from the cache
+
+
+def test_manifest_without_a_readable_clip_raises_one_error_naming_the_root(tmp_path):
+    _, text, cut = _broken_info_set(tmp_path)
+    for mp4 in sorted((tmp_path / "train").glob("run0/*/*.mp4")):
+        if mp4 not in (text, cut):
+            surreal.companion_path(mp4, "info").write_bytes(b"")
+    with pytest.raises(surreal.SurrealFormatError, match=rf"^{re.escape(str(tmp_path.resolve()))}: no readable "
+                       r"SURREAL clip in 'train' .*4 of 4 clips skipped: not a readable MATLAB v5 file \(4\)"):
+        surreal.build_manifest(tmp_path, "train")
+    assert not (tmp_path / "mhr_tf_manifest_train.json").exists()
+
+
+def _bump_mtime(path):
+    """Moves a file's mtime a second on: a rewrite within the file system's mtime resolution would not show."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+@pytest.mark.parametrize("change", ["clip_added", "clip_removed", "bad_info_fixed", "info_rewritten"])
+def test_manifest_is_rescanned_when_the_folder_changed(tmp_path, change):
+    (male, female), text, _ = _broken_info_set(tmp_path)
+    first = surreal.load_manifest(tmp_path, "train")
+    truth = _random_truth(np.random.default_rng(12))
+    if change == "clip_added":
+        added = _info_only_clip(tmp_path, "01_00", truth)
+        expected_clips, expected_skipped = [added, male, female], 2
+    elif change == "clip_removed":
+        female.unlink()
+        expected_clips, expected_skipped = [male], 2
+    elif change == "bad_info_fixed":
+        info_path = surreal.companion_path(text, "info")
+        scipy.io.savemat(info_path, _info_dict(truth))
+        _bump_mtime(info_path)
+        expected_clips, expected_skipped = [male, text, female], 1
+    else:  # same size, new content: the male clip's file now says female
+        info_path = surreal.companion_path(male, "info")
+        size = info_path.stat().st_size
+        info = _info_dict(_random_truth(np.random.default_rng(10)))
+        info["gender"][:] = 0
+        scipy.io.savemat(info_path, info)
+        assert info_path.stat().st_size == size
+        _bump_mtime(info_path)
+        expected_clips, expected_skipped = [male, female], 2
+    again = surreal.load_manifest(tmp_path, "train")
+    assert again.signature != first.signature
+    assert [e.path for e in again.clips] == expected_clips
+    assert len(again.skipped) == expected_skipped
+    if change == "info_rewritten":
+        assert [e.gender for e in again.clips] == ["female", "female"]
+
+
+@pytest.mark.parametrize("field, index, pattern", [
+    ("joints3D", (1, 5, 2), r"01_01_c0001_info\.mat: non-finite joints3D \(frame 2\)$"),
+    ("joints2D", (0, 3, 1), r"01_01_c0001_info\.mat: non-finite joints2D \(frame 1\)$"),
+    ("pose", (40, 0), r"01_01_c0001_info\.mat: non-finite pose \(frame 0\)$"),
+    ("shape", (3, 2), r"01_01_c0001_info\.mat: non-finite shape \(frame 2\)$"),
+    ("zrot", (1, 0), r"01_01_c0001_info\.mat: non-finite zrot \(frame 1\)$"),
+    ("camLoc", (2, 0), r"01_01_c0001_info\.mat: non-finite camLoc \(1 of 3 values\)$"),
+])
+def test_non_finite_info_field_raises_naming_file_field_and_frame(tmp_path, field, index, pattern):
+    truth = _random_truth(np.random.default_rng(13))
+    info = _info_dict(truth)
+    info[field][index] = np.nan
+    mp4 = _write_hand_built_clip(tmp_path, truth, info=info)
+    with pytest.raises(ValueError, match=pattern):
+        surreal.load_clip(mp4, load_segm=False, load_depth=False)
+
+
+def test_inf_in_several_frames_names_the_first_and_counts_the_rest(tmp_path):
+    truth = _random_truth(np.random.default_rng(14))
+    info = _info_dict(truth)
+    info["joints3D"][0, 0, 1:] = np.inf
+    mp4 = _write_hand_built_clip(tmp_path, truth, info=info)
+    with pytest.raises(surreal.SurrealFormatError, match=r"non-finite joints3D \(frame 1 and 1 more of 3\)$"):
+        surreal.load_clip(mp4, load_segm=False, load_depth=False)
+
+
+@pytest.mark.parametrize("kind", ["depth", "segm"])
+def test_non_finite_depth_or_segm_frame_is_named_before_any_cast(tmp_path, kind):
+    truth = _random_truth(np.random.default_rng(15))
+    frames = {f"{kind}_{t + 1}": truth[kind][t].astype(np.float32) for t in range(T)}
+    frames[f"{kind}_3"][100, 100] = np.nan
+    mp4 = _write_hand_built_clip(tmp_path, truth, **{kind: frames})
+    with pytest.raises(surreal.SurrealFormatError,
+                       match=rf"01_01_c0001_{kind}\.mat: non-finite {kind} \(frame 2, field '{kind}_3'\)$"):
+        surreal.load_clip(mp4)
+    # a slice without the bad frame reads it neither
+    assert surreal.load_clip(mp4, frames=slice(0, 2)).frame_indices.tolist() == [0, 1]
 
 
 def _tiny_body_model(smpl, rng, num_vertices=48):
