@@ -23,13 +23,14 @@ import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from mhr_tf.data import provenance
 from mhr_tf.data.videos import DEFAULT_FPS, write_video
 
 # Frame sizes (H, W) of the simulated videos: Kinetics' common 340x256 and 426x240, and a 4:3 one.
 BACKGROUND_HW_CHOICES = ((256, 340), (240, 426), (288, 384))
 CAMERA_KINDS = ("pan", "zoom", "shake", "pan_zoom", "static")
-LABEL_PREFIX = "sim_"     # folder labels say the videos are simulated: sim_pan, sim_zoom, ...
-ID_PREFIX = "simulated_"  # and so do the ids
+LABEL_PREFIX = provenance.BACKGROUND_SIMULATED_LABEL_PREFIX  # folder labels say the videos are simulated: sim_pan, ...
+ID_PREFIX = provenance.BACKGROUND_SIMULATED_ID_PREFIX  # and so do the ids: simulated_<seed>_<index>
 # Colour photographs and grey textures bundled inside scikit-image (its legacy data, no download).
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "motorcycle")
 GREY_TEXTURES = ("brick", "grass", "gravel", "camera", "coins", "moon", "page")

@@ -2,11 +2,13 @@
 decoders (`mhr_tf/data/`) that read a user's real downloads."""
 from __future__ import annotations
 
+from mhr_tf.data import provenance
+
 # ---- SURREAL: <seq>_c<clip>.mp4, _info.mat, _segm.mat, _depth.mat -------------------------------------------
 # The layout, camera and conventions are defined once, by the decoder (mhr_tf.data.surreal); `camera_to_surreal_world`
 # there turns a body posed in the camera frame into the `pose` and world `joints3D` this writer takes.
 
-SURREAL_SIM_SOURCE = "mhr_tf_sim"  # `source` of simulated clips (SURREAL's own say 'cmu' or 'h36m')
+SURREAL_SIM_SOURCE = provenance.SURREAL_SIMULATED_SOURCE  # `source` of simulated clips
 SURREAL_DEFAULT_STRIDE = 50  # `stride`: percent overlap between clips; run0 of SURREAL uses 50 (README)
 SURREAL_NUM_SH = 9  # `light`: SURREAL's 9 spherical-harmonics lighting coefficients per frame (main_part1.py)
 
