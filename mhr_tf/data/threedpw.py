@@ -119,13 +119,14 @@ def load_sequence(path: str | Path, image_root: str | Path | None = None) -> lis
     name = _as_str(data["sequence"], path, "'sequence'")
     num_frames = _frame_count(data, path)
     per_frame = f" (N = {num_frames} frames, the length of img_frame_ids)"
-    cam_poses = _checked(data["cam_poses"], path, "'cam_poses'", (num_frames, 4, 4), per_frame)
+    cam_poses = _checked(data["cam_poses"], path, "'cam_poses'", (num_frames, 4, 4), per_frame, frames=True)
     _check_rigid(cam_poses, path)
     image_root = Path(image_root) if image_root is not None else path.parent.parent.parent
     shared = dict(
         sequence=name, cam_poses=cam_poses,
         cam_intrinsics=_checked(data["cam_intrinsics"], path, "'cam_intrinsics'", (3, 3)),
-        frame_ids=_checked(data["img_frame_ids"], path, "'img_frame_ids'", (num_frames,)).astype(np.int64),
+        frame_ids=_checked(data["img_frame_ids"], path, "'img_frame_ids'", (num_frames,),
+                           frames=True).astype(np.int64),
         image_paths=tuple(str(image_root / IMAGE_DIR / name / (IMAGE_PATTERN % i)) for i in range(num_frames)))
     return [_person_track(data, path, person, shared, per_frame) for person in range(_person_count(data, path))]
 
@@ -135,7 +136,7 @@ def _person_track(data: dict, path: Path, person: int, shared: dict, per_frame: 
     num_frames = len(shared["frame_ids"])
 
     def field(key, shape):
-        return _checked(data[key][person], path, f"'{key}'[{person}]", shape, per_frame)
+        return _checked(data[key][person], path, f"'{key}'[{person}]", shape, per_frame, frames=True)
 
     betas = np.asarray(data["betas"][person], dtype=object).reshape(-1)
     betas = _checked(betas, path, f"'betas'[{person}]", betas.shape)
@@ -160,7 +161,9 @@ def _person_track(data: dict, path: Path, person: int, shared: dict, per_frame: 
     rest_pelvis = np.median(joints3d_world[:, 0] - trans_world, axis=0)
     betas_clothed = None
     if "betas_clothed" in data and len(data["betas_clothed"]) > person:
-        betas_clothed = np.asarray(data["betas_clothed"][person], np.float32).reshape(-1)[:NUM_BETAS]
+        betas_clothed = np.asarray(data["betas_clothed"][person], dtype=object).reshape(-1)
+        betas_clothed = _checked(betas_clothed, path, f"'betas_clothed'[{person}]", betas_clothed.shape)
+        betas_clothed = betas_clothed[:NUM_BETAS].astype(np.float32)
     return PersonTrack(
         person=person, gender=GENDERS[gender],
         betas=betas[:NUM_BETAS].astype(np.float32),
@@ -242,8 +245,13 @@ def _person_count(data: dict, path: Path) -> int:
     return counts["poses"]
 
 
-def _checked(value, path: Path, label: str, shape: tuple[int, ...], note: str = "") -> np.ndarray:
-    """`value` as finite float64 of exactly `shape`, else an error naming the file and the key (`label`)."""
+def _checked(value, path: Path, label: str, shape: tuple[int, ...], note: str = "",
+             frames: bool = False) -> np.ndarray:
+    """`value` as finite float64 of exactly `shape`, else an error naming the file and the key (`label`).
+
+    A NaN or Inf is reported with the first frame holding one when axis 0 is frames (`frames`, numbered 0..N-1 as
+    imageFiles' image_%05d.jpg): left in, it would surface much later as a projection off the image.
+    """
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as error:
@@ -251,9 +259,14 @@ def _checked(value, path: Path, label: str, shape: tuple[int, ...], note: str = 
             from error
     if array.shape != tuple(shape):
         raise ThreeDPWFormatError(f"{path}: key {label} has shape {array.shape} — expected {tuple(shape)}{note}")
-    if not np.all(np.isfinite(array)):
-        raise ThreeDPWFormatError(f"{path}: key {label} holds non-finite values")
-    return array
+    finite = np.isfinite(array)
+    if finite.all():
+        return array
+    if not frames or array.ndim == 0:
+        raise ThreeDPWFormatError(f"{path}: non-finite {label} ({int((~finite).sum())} of {finite.size} values)")
+    bad = np.flatnonzero(~finite.reshape(len(array), -1).all(axis=1))
+    more = f" and {len(bad) - 1} more of {len(array)}" if len(bad) > 1 else ""
+    raise ThreeDPWFormatError(f"{path}: non-finite {label} (frame {int(bad[0])}{more})")
 
 
 def _check_rigid(cam_poses: np.ndarray, path: Path) -> None:

@@ -5,6 +5,7 @@ extrinsics applied as homogeneous 4x4 matrices, rotations composed with scipy's 
 """
 import io
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -192,6 +193,45 @@ def test_corrupted_sequence_raises_named_error(tmp_path, edit, message):
     with pytest.raises(threedpw.ThreeDPWFormatError, match=message) as error:
         threedpw.load_sequence(path)
     assert str(path) in str(error.value)
+
+
+def set_non_finite(key, index, value=np.nan, person=None):
+    def edit(data):
+        array = np.array(data[key] if person is None else data[key][person], dtype=np.float64)
+        array[index] = value
+        if person is None:
+            data[key] = array
+        else:
+            data[key][person] = array
+    return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (set_non_finite("poses", (3, 40), person=1), r"non-finite 'poses'\[1\] \(frame 3\)$"),
+    (set_non_finite("trans", (2, 0), np.inf, person=0), r"non-finite 'trans'\[0\] \(frame 2\)$"),
+    (set_non_finite("jointPositions", (4, 7), person=0), r"non-finite 'jointPositions'\[0\] \(frame 4\)$"),
+    (set_non_finite("poses2d", (1, 0, 5), person=1), r"non-finite 'poses2d'\[1\] \(frame 1\)$"),
+    (set_non_finite("campose_valid", 0, person=0), r"non-finite 'campose_valid'\[0\] \(frame 0\)$"),
+    (set_non_finite("cam_poses", (3, 0, 3)), r"non-finite 'cam_poses' \(frame 3\)$"),
+    (set_non_finite("img_frame_ids", 2), r"non-finite 'img_frame_ids' \(frame 2\)$"),
+    (set_non_finite("cam_intrinsics", (0, 2), np.inf), r"non-finite 'cam_intrinsics' \(1 of 9 values\)$"),
+    (set_non_finite("betas", 4, person=1), r"non-finite 'betas'\[1\] \(1 of 10 values\)$"),
+    (set_non_finite("betas_clothed", 0, person=0), r"non-finite 'betas_clothed'\[0\] \(1 of 10 values\)$"),
+])
+def test_non_finite_value_raises_naming_file_key_and_frame(tmp_path, edit, message):
+    data, _ = hand_built_sequence()
+    edit(data)
+    path = write_hand_built(tmp_path, data)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(path))}: {message}"):
+        threedpw.load_sequence(path)
+
+
+def test_nan_in_several_frames_names_the_first_and_counts_the_rest(tmp_path):
+    data, _ = hand_built_sequence()
+    data["poses"][0][[1, 3, 4], 10] = np.nan
+    path = write_hand_built(tmp_path, data)
+    with pytest.raises(threedpw.ThreeDPWFormatError, match=r"non-finite 'poses'\[0\] \(frame 1 and 2 more of 5\)$"):
+        threedpw.load_sequence(path)
 
 
 @pytest.mark.parametrize("content, message", [
