@@ -6,13 +6,12 @@ encoding's stated tolerance), and derived values with independent float64 refere
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
-tfds = pytest.importorskip("tensorflow_datasets")
-
-from mhr_tf import datasets  # noqa: E402  (after the skip: the builders need tensorflow_datasets)
-from mhr_tf.body import joints as joint_sets  # noqa: E402
-from mhr_tf.data import camera_motion, occlusion, surreal, threedpw, videos  # noqa: E402
-from mhr_tf.datasets import background_clips, surreal_clips, threedpw_tracks  # noqa: E402
+from mhr_tf import datasets
+from mhr_tf.body import joints as joint_sets
+from mhr_tf.data import camera_motion, occlusion, surreal, threedpw, videos
+from mhr_tf.datasets import background_clips, surreal_clips, threedpw_tracks
 
 # conftest's `sim_data`: SURREAL-format clips of 10 frames, background videos of 12, 3DPW-format tracks of 10.
 SURREAL_T, SURREAL_STRIDE, SURREAL_STARTS = 4, 5, [0, 5, 6]  # the last window ends on the clip's last frame
@@ -43,8 +42,7 @@ def manual_dir(sim_data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def built(manual_dir, tmp_path_factory):
-    """The three datasets built from `manual_dir` with the DirectRunner."""
-    pytest.importorskip("apache_beam", reason="the DirectRunner builds need apache_beam (the `scale` extra)")
+    """The three datasets built from `manual_dir` with the DirectRunner (apache_beam is in install_requires)."""
     data_dir = tmp_path_factory.mktemp("tfds")
     return {
         "surreal": datasets.build("surreal_clips/sim_t8", data_dir, manual_dir, config_overrides={
