@@ -1,4 +1,4 @@
-"""Write a simulated dataset in a real file format (issue 4, "The simulator").
+"""Write a simulated dataset in a real file format (the simulator, `mhr_tf.sim`).
 
     python scripts/make_synthetic.py {surreal,backgrounds,threedpw} --out DIR --num_sequences N --frames T
         [--seed S] [--workers W] [--split NAME] [--body_model PATH] [--preview]

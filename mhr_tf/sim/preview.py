@@ -1,12 +1,15 @@
-"""Pictures of what the simulator makes: the body model in several shapes and poses, contact sheets of clips."""
+"""Pictures of what the simulator makes: the body model in several shapes and poses, and contact sheets of each
+set as the decoders read it back."""
 from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from mhr_tf import geometry
 from mhr_tf.body import joints as joint_sets
+from mhr_tf.data import surreal, threedpw
 
 # SMPL's rest frame is y up with the body facing +z; the camera's is y down looking along +z. A half turn about x
 # maps one to the other and turns the body to face the camera.
@@ -99,3 +102,145 @@ def body_sheet(out_png, body_model_path=None, seed: int = 0) -> Path:
     figure.savefig(out_png, dpi=110)
     plt.close(figure)
     return out_png
+
+
+# ---- previews: contact sheets of what the decoders read back ----------------------------------------------------
+
+PREVIEW_MAX_ROWS = 4
+PREVIEW_COLUMNS = 6
+_TEXT = dict(fontFace=cv2.FONT_HERSHEY_SIMPLEX, fontScale=0.4, thickness=1, lineType=cv2.LINE_AA)
+
+
+def _part_colours() -> np.ndarray:
+    """[25, 3] uint8 RGB for segmentation pictures: black background, then one hue per SMPL part, spread so that
+    parts next to each other in SMPL's order differ."""
+    num_parts = len(joint_sets.SMPL_PARTS)
+    ramp = ((np.arange(num_parts) * 7) % num_parts * (255 // (num_parts - 1))).astype(np.uint8)
+    colours = cv2.applyColorMap(ramp[:, None], cv2.COLORMAP_HSV)[:, 0, ::-1]
+    return np.concatenate([np.zeros((1, 3), np.uint8), colours])
+
+
+_SKELETON = [(joint_sets.SMPL_PARENTS[j], j) for j in range(1, len(joint_sets.SMPL_24))]
+_COCO_EDGES = [("neck", "nose"), ("neck", "right_shoulder"), ("right_shoulder", "right_elbow"),
+               ("right_elbow", "right_wrist"), ("neck", "left_shoulder"), ("left_shoulder", "left_elbow"),
+               ("left_elbow", "left_wrist"), ("neck", "right_hip"), ("right_hip", "right_knee"),
+               ("right_knee", "right_ankle"), ("neck", "left_hip"), ("left_hip", "left_knee"),
+               ("left_knee", "left_ankle"), ("nose", "right_eye"), ("nose", "left_eye"), ("right_eye", "right_ear"),
+               ("left_eye", "left_ear")]
+
+
+def _is_left(name: str) -> bool:
+    return name.startswith("left_")
+
+
+def _label(image: np.ndarray, text: str) -> np.ndarray:
+    cv2.putText(image, text, (4, 13), color=(0, 0, 0), **{**_TEXT, "thickness": 3})
+    cv2.putText(image, text, (4, 13), color=(255, 255, 255), **_TEXT)
+    return image
+
+
+def _draw_points(image: np.ndarray, points: np.ndarray, names, edges, ok=None) -> np.ndarray:
+    """Draw a skeleton: the person's left side red, right side blue, the middle green; `ok [K]` hides points."""
+    ok = np.ones(len(points), bool) if ok is None else ok
+    index = {n: i for i, n in enumerate(names)}
+    colour = [(255, 60, 60) if _is_left(n) else (60, 120, 255) if n.startswith("right_") else (60, 220, 60)
+              for n in names]
+    for a, b in edges:
+        i, j = (index[a], index[b]) if isinstance(a, str) else (a, b)
+        if ok[i] and ok[j]:
+            cv2.line(image, tuple(np.rint(points[i]).astype(int)), tuple(np.rint(points[j]).astype(int)),
+                     colour[j], 1, cv2.LINE_AA)
+    for i, p in enumerate(points):
+        if ok[i]:
+            cv2.circle(image, tuple(np.rint(p).astype(int)), 2, colour[i], -1, cv2.LINE_AA)
+    return image
+
+
+def _columns(num_frames: int) -> np.ndarray:
+    return np.unique(np.linspace(0, num_frames - 1, min(PREVIEW_COLUMNS, num_frames)).round().astype(int))
+
+
+def _save_sheet(rows: list[np.ndarray], png) -> Path:
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    sheet = np.concatenate(rows, axis=0)
+    png = Path(png)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(png), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"{png}: OpenCV could not write the PNG")
+    return png
+
+
+def _spaced(tiles: list[np.ndarray]) -> np.ndarray:
+    gap = np.full((tiles[0].shape[0], 4, 3), 255, np.uint8)
+    return np.concatenate([x for tile in tiles for x in (tile, gap)][:-1], axis=1)
+
+
+def preview_surreal(root, png) -> Path:
+    """Contact sheet of a SURREAL-layout set as the decoder reads it: per clip, frames with the 24 joints of
+    `joints2d` (left side red), and the segmentation coloured by part."""
+    mp4s = sorted(Path(root).glob("*/run*/*/*_c*.mp4"))[:PREVIEW_MAX_ROWS]
+    if not mp4s:
+        raise FileNotFoundError(f"{root}: no SURREAL clips (<root>/<split>/run<r>/<seq>/<seq>_c0001.mp4)")
+    rows = []
+    for mp4 in mp4s:
+        clip = surreal.load_clip(mp4, load_depth=False)
+        picks = _columns(len(clip.frames))
+        frames = [_draw_points(clip.frames[t].copy(), clip.joints2d[t], joint_sets.SMPL_24, _SKELETON) for t in picks]
+        segm = [_draw_points(_part_colours()[clip.segm[t]], clip.joints2d[t], joint_sets.SMPL_24, _SKELETON)
+                for t in picks]
+        height_px = np.ptp(clip.joints2d[..., 1], axis=1).mean()
+        _label(frames[0], f"{mp4.parent.parent.parent.name}/{mp4.stem} {clip.gender}, joints span {height_px:.0f}px")
+        for tile, t in zip(frames[1:], picks[1:]):
+            _label(tile, f"t={t}")
+        rows += [_spaced(frames), _spaced(segm), np.full((6, 1, 3), 255, np.uint8)]
+    return _save_sheet(rows, png)
+
+
+def preview_backgrounds(root, png) -> Path:
+    """Contact sheet of a Kinetics-style folder of background videos: a few frames of each."""
+    from mhr_tf.data import videos
+    entries = videos.list_videos(root)[:PREVIEW_MAX_ROWS * 2]
+    rows = []
+    for entry in entries:
+        frames = videos.read_video(entry.path)
+        tiles = [cv2.resize(frames[t], (frames.shape[2] // 2, frames.shape[1] // 2), interpolation=cv2.INTER_AREA)
+                 for t in _columns(len(frames))]
+        _label(tiles[0], f"{entry.label}/{entry.video_id}")
+        rows += [_spaced(tiles), np.full((4, 1, 3), 255, np.uint8)]
+    return _save_sheet(rows, png)
+
+
+def preview_threedpw(root, png) -> Path:
+    """Contact sheet of a 3DPW-layout set as the decoder reads it: frames with each person's `poses2d` (confidence
+    > 0.1; left side red) and, in white, the projection of the decoder's camera-frame joints."""
+    pickles = sorted(Path(root).glob(f"{threedpw.SEQUENCE_DIR}/*/*.pkl"))[:PREVIEW_MAX_ROWS]
+    if not pickles:
+        raise FileNotFoundError(f"{root}: no sequences (<root>/{threedpw.SEQUENCE_DIR}/<split>/<seq>.pkl)")
+    rows = []
+    for path in pickles:
+        tracks = threedpw.load_sequence(path)
+        picks = _columns(tracks[0].num_frames)
+        tiles = []
+        for t in picks:
+            image = threedpw.read_image(tracks[0].image_paths[t])
+            for track in tracks:
+                k = track.cam_intrinsics
+                uv = geometry.project(track.joints3d_cam[t].astype(np.float64),
+                                      geometry.Intrinsics(k[0, 0], k[1, 1], k[0, 2], k[1, 2]))
+                for p in uv:
+                    cv2.circle(image, tuple(np.rint(p).astype(int)), 1, (255, 255, 255), -1)
+                kp = track.keypoints2d[t]
+                _draw_points(image, kp[:, :2], joint_sets.COCO_18, _COCO_EDGES, ok=kp[:, 2] > 0.1)
+            tiles.append(_label(image, f"t={t}" + ("" if tracks[0].campose_valid[t] else " campose invalid")))
+        _label(tiles[0], f"{path.parent.name}/{path.stem}, {len(tracks)} person(s)")
+        rows += [_spaced(tiles), np.full((6, 1, 3), 255, np.uint8)]
+    return _save_sheet(rows, png)
+
+
+def preview(kind: str, root, png) -> Path:
+    """The contact sheet of a set of `kind` ("surreal", "backgrounds", "threedpw")."""
+    makers = {"surreal": preview_surreal, "backgrounds": preview_backgrounds, "threedpw": preview_threedpw}
+    if kind not in makers:
+        raise ValueError(f"preview: kind {kind!r}, expected one of {sorted(makers)}")
+    return makers[kind](root, png)

@@ -162,6 +162,7 @@ def write_surreal_clip_from_camera(root, split: str, run: int, seq: str, clip: i
     return write_surreal_clip(root, split, run, seq, clip, surreal.mirror_images(frames), surreal.mirror_images(segm),
                               surreal.mirror_images(depth), joints3d_world, pose, betas, gender, cam_loc, zrot, **info)
 
+
 # ---- 3DPW: sequenceFiles/<split>/<seq>.pkl, imageFiles/<seq>/image_%05d.jpg; OpenPose JSON ------------------
 # The layout is defined once, by the decoders (mhr_tf.data.threedpw, mhr_tf.data.openpose); these writers produce it.
 
