@@ -14,7 +14,6 @@ import types
 
 import keras
 import numpy as np
-import pytest
 import scipy.sparse
 import tensorflow as tf
 from absl.testing import parameterized
@@ -509,12 +508,7 @@ class SMPLLayerTest(tf.test.TestCase):
 
 
 class OpenModelTest(tf.test.TestCase, parameterized.TestCase):
-    """The default model, through the same loader; needs `mhr_tf.body.open_body`."""
-
-    def setUp(self):
-        super().setUp()
-        if importlib.util.find_spec("mhr_tf.body.open_body") is None:
-            pytest.skip("mhr_tf.body.open_body (the open model's generator) is not written yet")
+    """The default model (built by `mhr_tf.body.open_body` on first use), through the same loader."""
 
     def open_model(self, gender="neutral"):
         model = smpl.load_body_model(None, gender)

@@ -1,5 +1,4 @@
 """Motion HMR end to end: outputs of the batch contract, mean start, assembly, config round trip, overfitting."""
-import importlib.util
 import time
 
 import keras
@@ -132,8 +131,6 @@ OVERFIT_STEPS = 150
 OVERFIT_FACTOR = 5.0
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mhr_tf.body.open_body") is None,
-                    reason="the open body model (mhr_tf.body.open_body) is not in this tree yet")
 def test_one_fixed_batch_overfits():
     """Total loss on one fixed random batch falls >= 5x within OVERFIT_STEPS Adam steps (tiny model, open body)."""
     keras.utils.set_random_seed(0)
