@@ -45,10 +45,25 @@ BODY_25 = (
     "left_heel", "right_big_toe", "right_small_toe", "right_heel",
 )
 
+# COCO's 17 person keypoints (the COCO keypoint challenge; MoveNet, RTMPose/RTMO on COCO, ViTPose, mmpose's `coco`).
+COCO_17 = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
+    "right_ankle",
+)
+
+# Halpe's 26 body keypoints (AlphaPose; mmpose's `halpe26`, RTMPose/RTMO "body7" models): COCO-17, then Halpe's
+# "head" (the top of the head, named here as LSP's head_top), "neck", "hip" (the midpoint of the hips, BODY_25's
+# mid_hip) and six foot points.
+HALPE_26 = COCO_17 + (
+    "head_top", "neck", "mid_hip", "left_big_toe", "right_big_toe", "left_small_toe", "right_small_toe",
+    "left_heel", "right_heel",
+)
+
 LEG_JOINTS = frozenset({"right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle"})
 
 JOINT_SETS = {"smpl_24": SMPL_24, "lsp_14": LSP_14, "heatmap_12": HEATMAP_12, "coco_18": COCO_18,
-              "body_25": BODY_25}
+              "body_25": BODY_25, "coco_17": COCO_17, "halpe_26": HALPE_26}
 
 
 def indices(source: tuple[str, ...], target: tuple[str, ...]) -> np.ndarray:

@@ -106,6 +106,31 @@ def load_openpose_dir(directory: str | Path, layout: str | None = None,
     `joints.convert`; joints the files lack are (0, 0, 0). `require_person` makes a frame without people an error
     (`NoPersonError`); otherwise it is a missing frame (`present` False).
     """
+    frames = load_openpose_frames(directory, layout, require_person)
+    paths = [Path(f.path) for f in frames]
+    numbers = np.array([f.frame for f in frames], np.int64)
+    layout = next((f.layout for f in frames if f.layout is not None), layout)
+
+    chosen = follow_person([f.people for f in frames], max_jump=max_jump, initial_centre=initial_centre)
+    source = LAYOUTS[layout] if layout else joint_names
+    keypoints = np.zeros((len(frames), len(joint_names), 3), np.float32)
+    boxes = np.full((len(frames), 4), np.nan, np.float32)
+    for t, (frame, index) in enumerate(zip(frames, chosen)):
+        if index >= 0:
+            keypoints[t] = joints.convert(frame.people[index], source, joint_names)
+            boxes[t] = person_box(frame.people[index])
+    return OpenPoseTrack(keypoints=keypoints, present=chosen >= 0, boxes=boxes, frame_numbers=numbers,
+                         num_people=np.array([len(f.people) for f in frames], np.int64), layout=layout,
+                         joint_names=tuple(joint_names), paths=[str(p) for p in paths])
+
+
+def load_openpose_frames(directory: str | Path, layout: str | None = None,
+                         require_person: bool = False) -> list[OpenPoseFrame]:
+    """Every `*_keypoints.json` of `directory` in frame order, with all its people (no following).
+
+    The files must agree on one layout (`layout` None: the first file with people decides) and on one file per frame
+    number; files without people have layout None.
+    """
     directory = Path(directory)
     paths = sorted(directory.glob("*" + FILE_SUFFIX), key=frame_number)
     if not paths:
@@ -122,18 +147,7 @@ def load_openpose_dir(directory: str | Path, layout: str | None = None,
                 raise OpenPoseFormatError(f"{frame.path}: people in the {frame.layout} layout — the earlier "
                                           f"files of {directory} are {layout}")
             layout = frame.layout
-
-    chosen = follow_person([f.people for f in frames], max_jump=max_jump, initial_centre=initial_centre)
-    source = LAYOUTS[layout] if layout else joint_names
-    keypoints = np.zeros((len(frames), len(joint_names), 3), np.float32)
-    boxes = np.full((len(frames), 4), np.nan, np.float32)
-    for t, (frame, index) in enumerate(zip(frames, chosen)):
-        if index >= 0:
-            keypoints[t] = joints.convert(frame.people[index], source, joint_names)
-            boxes[t] = person_box(frame.people[index])
-    return OpenPoseTrack(keypoints=keypoints, present=chosen >= 0, boxes=boxes, frame_numbers=numbers,
-                         num_people=np.array([len(f.people) for f in frames], np.int64), layout=layout,
-                         joint_names=tuple(joint_names), paths=[str(p) for p in paths])
+    return frames
 
 
 def person_box(keypoints: np.ndarray, min_confidence: float = KEYPOINT_MIN_CONFIDENCE) -> np.ndarray | None:
