@@ -1,4 +1,5 @@
-"""Evaluation metrics in millimetres with per-frame masks: MPJPE, PA-MPJPE, PVE and acceleration error.
+"""Evaluation metrics in millimetres with per-frame masks: MPJPE, PA-MPJPE, PVE and acceleration error; 3DPW's PCK,
+AUC, MPJAE and PA-MPJAE; a user's joint regressor; pooling of per-frame errors over tracks and sequences.
 
 numpy (float64) for evaluation: `*_per_frame` give one error per frame, the plain names the mean over valid frames.
 TF for training summaries: `*_tf` give the masked mean as a scalar tensor. Inputs are in metres, camera frame.
@@ -7,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+from scipy.spatial.transform import Rotation
 
 from mhr_tf import geometry
-from mhr_tf.body.joints import LSP_14
+from mhr_tf.body.joints import LSP_14, SMPL_24, SMPL_PARENTS
 
 M_TO_MM = 1000.0
 # HMMR / VIBE's 3DPW protocol: the 14 LSP joints, centred on the midpoint of the hips ("pelvis") before MPJPE and
@@ -125,6 +127,185 @@ def accel_error(pred, gt, mask=None, joint_names: tuple[str, ...] = LSP_14,
     """Mean acceleration error in mm/frame² over the entries VIBE keeps for the frame mask `[..., T]`."""
     per_frame = accel_error_per_frame(pred, gt, joint_names, pelvis)
     return masked_mean(per_frame, None if mask is None else accel_mask(mask))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# 3DPW's official metrics beyond MPJPE (aymenmir1/3dpw-eval, evaluate.py): PCK, AUC, MPJAE, PA-MPJAE
+#
+# The official code scores SMPL's 24 joints centred on the pelvis (joint 0). PCK counts, of 12 joints (hips, knees,
+# ankles, shoulders, elbows, wrists: SMPL_MAJOR_JOINTS), those within 50 mm — after that root alignment, not after
+# Procrustes. AUC integrates the PCK curve over thresholds 0, 1, ..., 199 mm (np.arange(0, 200)) divided by the
+# largest, with linear interpolation between thresholds (scipy's quad of np.interp, i.e. the trapezoid rule). MPJAE
+# is the mean geodesic angle (degrees) between predicted and true global joint rotations (camera frame), over 9 joints
+# (SMPL_OR_JOINTS: root, hips, knees, shoulders, elbows); PA-MPJAE first turns the predicted rotations by the rotation
+# of the per-frame Procrustes alignment of the predicted joints onto the true ones.
+
+PCK_JOINTS = ("left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "left_shoulder",
+              "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist")
+MPJAE_JOINTS = ("pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_shoulder", "right_shoulder",
+                "left_elbow", "right_elbow")
+PCK_THRESHOLD_MM = 50.0
+AUC_THRESHOLDS_MM = np.arange(0.0, 200.0)  # 0, 1, ..., 199 mm, as the official code's np.arange(0, 200)
+PCK_ALIGNMENTS = ("root", "procrustes", "none")
+OFFICIAL_ROOT = ("pelvis",)
+
+
+def _aligned_joint_errors(pred, gt, joint_names, subset, alignment, root) -> np.ndarray:
+    """Per-joint errors `[..., len(subset)]` in mm after `alignment` (see PCK_ALIGNMENTS)."""
+    pred, gt = np.asarray(pred, dtype=np.float64), np.asarray(gt, dtype=np.float64)
+    _check_pair(pred, gt, "pck", joint_names)
+    if alignment == "root":
+        pred, gt = centre_on_pelvis(pred, joint_names, root), centre_on_pelvis(gt, joint_names, root)
+    elif alignment == "procrustes":
+        pred = geometry.procrustes_align(pred, gt)
+    elif alignment != "none":
+        raise ValueError(f"alignment {alignment!r} is not one of {PCK_ALIGNMENTS}")
+    index = [joint_names.index(name) for name in subset]
+    return np.linalg.norm(pred[..., index, :] - gt[..., index, :], axis=-1) * M_TO_MM
+
+
+def pck_per_frame(pred, gt, threshold_mm: float = PCK_THRESHOLD_MM, joint_names: tuple[str, ...] = SMPL_24,
+                  subset: tuple[str, ...] = PCK_JOINTS, alignment: str = "root",
+                  root: tuple[str, ...] = OFFICIAL_ROOT) -> np.ndarray:
+    """Fraction `[...]` of the `subset` joints of `[..., J, 3]` (metres) within `threshold_mm` (inclusive) of the
+    truth after `alignment`: "root" (3DPW's official: both centred on `root`), "procrustes" or "none". The official
+    printout reports 100 x the mean."""
+    errors = _aligned_joint_errors(pred, gt, joint_names, subset, alignment, root)
+    return (errors <= threshold_mm).mean(axis=-1)
+
+
+def pck_auc_per_frame(pred, gt, thresholds_mm=AUC_THRESHOLDS_MM, joint_names: tuple[str, ...] = SMPL_24,
+                      subset: tuple[str, ...] = PCK_JOINTS, alignment: str = "root",
+                      root: tuple[str, ...] = OFFICIAL_ROOT) -> np.ndarray:
+    """Area `[...]` (0..1) under each frame's PCK curve over `thresholds_mm` divided by the largest, trapezoid rule.
+    The mean over frames is the area under the mean curve, 3DPW's AUC."""
+    errors = _aligned_joint_errors(pred, gt, joint_names, subset, alignment, root)
+    thresholds = np.asarray(thresholds_mm, np.float64)
+    curve = (errors[..., None, :] <= thresholds[:, None]).mean(axis=-1)  # [..., num_thresholds]
+    x = thresholds / thresholds.max()
+    return np.sum((curve[..., 1:] + curve[..., :-1]) / 2.0 * np.diff(x), axis=-1)
+
+
+def global_rotations(pose, parents=None) -> np.ndarray:
+    """Each joint's rotation in the frame of the root's parent (the camera frame for a camera-frame root):
+    `[..., 24, 3, 3]` from SMPL's local axis-angle `pose [..., 72]` or `[..., 24, 3]` (or local matrices
+    `[..., 24, 3, 3]`), composed down the kinematic tree."""
+    parents = SMPL_PARENTS if parents is None else np.asarray(parents)
+    pose, num = np.asarray(pose, np.float64), len(parents)
+    if pose.ndim >= 3 and pose.shape[-3:] == (num, 3, 3):
+        local = pose
+    elif pose.ndim >= 1 and pose.shape[-1] == 3 * num:
+        local = geometry.axis_angle_to_matrix(pose.reshape(pose.shape[:-1] + (num, 3)))
+    elif pose.ndim >= 2 and pose.shape[-2:] == (num, 3):
+        local = geometry.axis_angle_to_matrix(pose)
+    else:
+        raise ValueError(f"global_rotations: pose {pose.shape} — expected [..., {3 * num}], [..., {num}, 3] or "
+                         f"[..., {num}, 3, 3]")
+    out = np.empty_like(local)
+    for j, parent in enumerate(parents):
+        out[..., j, :, :] = local[..., j, :, :] if parent < 0 else out[..., parent, :, :] @ local[..., j, :, :]
+    return out
+
+
+def _rotation_angles_deg(pred_rotations, gt_rotations) -> np.ndarray:
+    relative = np.asarray(pred_rotations, np.float64) @ np.swapaxes(np.asarray(gt_rotations, np.float64), -1, -2)
+    flat = relative.reshape(-1, 3, 3)
+    angles = Rotation.from_matrix(flat).magnitude() if len(flat) else np.zeros(0)
+    return np.degrees(angles).reshape(relative.shape[:-2])
+
+
+def mpjae_per_frame(pred_rotations, gt_rotations, joint_names: tuple[str, ...] = SMPL_24,
+                    subset: tuple[str, ...] = MPJAE_JOINTS) -> np.ndarray:
+    """Mean angle `[...]` in degrees of `R_pred R_gt^T` over the `subset` joints of global rotations
+    `[..., J, 3, 3]` (`global_rotations`), both in one frame (e.g. the camera's)."""
+    index = [joint_names.index(name) for name in subset]
+    return _rotation_angles_deg(np.asarray(pred_rotations)[..., index, :, :],
+                                np.asarray(gt_rotations)[..., index, :, :]).mean(axis=-1)
+
+
+def pa_mpjae_per_frame(pred_rotations, gt_rotations, pred_joints, gt_joints,
+                       joint_names: tuple[str, ...] = SMPL_24, subset: tuple[str, ...] = MPJAE_JOINTS) -> np.ndarray:
+    """MPJAE `[...]` in degrees after turning the predicted rotations by the rotation of the Procrustes alignment of
+    `pred_joints` onto `gt_joints` (`[..., J', 3]`, 3DPW: the 24 SMPL joints)."""
+    alignment = geometry.procrustes(np.asarray(pred_joints, np.float64), np.asarray(gt_joints, np.float64))
+    turned = np.asarray(alignment.rotation)[..., None, :, :] @ np.asarray(pred_rotations, np.float64)
+    return mpjae_per_frame(turned, gt_rotations, joint_names, subset)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# A user's joint regressor, and how per-frame errors are pooled
+
+def load_joint_regressor(path, num_vertices: int | None = None) -> np.ndarray:
+    """A joint regressor `[J, V]` float64: a `.npy` array (VIBE/SPIN's J_regressor_h36m.npy, J_regressor_extra.npy),
+    an `.npz` (its 'J_regressor' or its only array) or HMR's `neutral_smpl_with_cocoplus_reg.pkl` (key
+    'cocoplus_regressor', 19 joints, the first 14 in LSP order). A `[V, J]` file is transposed."""
+    from pathlib import Path
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such joint regressor file")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        regressor = np.load(path, allow_pickle=False)
+    elif suffix == ".npz":
+        with np.load(path, allow_pickle=False) as npz:
+            key = "J_regressor" if "J_regressor" in npz.files else (npz.files[0] if len(npz.files) == 1 else None)
+            if key is None:
+                raise ValueError(f"{path}: keys {npz.files} — expected 'J_regressor' or a single array")
+            regressor = npz[key]
+    elif suffix == ".pkl":
+        from mhr_tf.body import smpl  # its unpickler reads HMR's chumpy / scipy-sparse pickles safely
+        content = smpl._read_pickle(path)
+        if not isinstance(content, dict) or smpl.COCOPLUS_REGRESSOR_KEY not in content:
+            raise ValueError(f"{path}: no key '{smpl.COCOPLUS_REGRESSOR_KEY}' — expected HMR's cocoplus pickle")
+        regressor = smpl._as_array(content[smpl.COCOPLUS_REGRESSOR_KEY], path, smpl.COCOPLUS_REGRESSOR_KEY)
+    else:
+        raise ValueError(f"{path}: unknown suffix {suffix!r} — expected a .npy, .npz or HMR's .pkl regressor")
+    regressor = np.asarray(regressor, np.float64)
+    if regressor.ndim != 2:
+        raise ValueError(f"{path}: regressor has shape {regressor.shape} — expected [J, V]")
+    if num_vertices is not None and regressor.shape[1] != num_vertices and regressor.shape[0] == num_vertices:
+        regressor = regressor.T
+    if num_vertices is not None and regressor.shape[1] != num_vertices:
+        raise ValueError(f"{path}: regressor has shape {regressor.shape} — expected [J, {num_vertices}] for a "
+                         f"body with {num_vertices} vertices")
+    return regressor
+
+
+def regress_joints(regressor, vertices) -> np.ndarray:
+    """Joints `[..., J, 3]` = `regressor [J, V]` @ `vertices [..., V, 3]`, float64."""
+    regressor, vertices = np.asarray(regressor, np.float64), np.asarray(vertices, np.float64)
+    if regressor.ndim != 2 or vertices.shape[-1:] != (3,) or vertices.shape[-2] != regressor.shape[1]:
+        raise ValueError(f"regress_joints: regressor {regressor.shape} and vertices {vertices.shape} — expected "
+                         "[J, V] and [..., V, 3]")
+    return np.einsum("jv,...vc->...jc", regressor, vertices)
+
+
+POOLINGS = ("frame", "track", "sequence")
+
+
+def pooled_mean(per_frame, masks, sequences, pooling: str = "frame") -> float:
+    """One number from per-frame errors of several person-tracks: `per_frame` and `masks` are lists with one `[N_i]`
+    array per track, `sequences` the sequence each track belongs to. Pooling:
+    - "frame": the mean over every valid frame of every track (3DPW's official evaluation);
+    - "track": the mean of each track's mean, over tracks (the paper protocol's person-sequence average);
+    - "sequence": the frames of all people of a sequence pooled into one mean per sequence, then the mean over
+      sequences (HMMR-style).
+    Tracks without a valid frame are left out; NaN when nothing is valid."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling {pooling!r} is not one of {POOLINGS}")
+    if not len(per_frame) == len(masks) == len(sequences):
+        raise ValueError(f"pooled_mean: {len(per_frame)} error arrays, {len(masks)} masks, {len(sequences)} "
+                         "sequence names — expected one of each per track")
+    pairs = [(np.asarray(v, np.float64), np.asarray(m, bool), s) for v, m, s in zip(per_frame, masks, sequences)]
+    pairs = [(v, m, s) for v, m, s in pairs if m.any()]
+    if not pairs:
+        return float("nan")
+    if pooling == "frame":
+        return float(np.concatenate([v[m] for v, m, _ in pairs]).mean())
+    if pooling == "track":
+        return float(np.mean([v[m].mean() for v, m, _ in pairs]))
+    names = list(dict.fromkeys(s for _, _, s in pairs))
+    return float(np.mean([np.concatenate([v[m] for v, m, s in pairs if s == name]).mean() for name in names]))
 
 
 # --------------------------------------------------------------------------------------------------------------------
