@@ -232,6 +232,16 @@ def pa_mpjae_per_frame(pred_rotations, gt_rotations, pred_joints, gt_joints,
     return mpjae_per_frame(turned, gt_rotations, joint_names, subset)
 
 
+def official_3dpw_per_frame(pred_pose, pred_joints, gt_pose, gt_joints) -> dict[str, np.ndarray]:
+    """3DPW's PCK (fraction), AUC (0..1), MPJAE and PA-MPJAE (degrees) per frame `[N]` of one track, from SMPL poses
+    `[N, 72]` with the root in the camera frame (the prediction's `pose`, the track's `pose_cam`) and SMPL-24 joints
+    `[N, 24, 3]` metres (`smpl_joints3d`, `joints3d_cam`)."""
+    pred_rotations, gt_rotations = global_rotations(pred_pose), global_rotations(gt_pose)
+    return {"pck": pck_per_frame(pred_joints, gt_joints), "auc": pck_auc_per_frame(pred_joints, gt_joints),
+            "mpjae": mpjae_per_frame(pred_rotations, gt_rotations),
+            "pa_mpjae": pa_mpjae_per_frame(pred_rotations, gt_rotations, pred_joints, gt_joints)}
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # A user's joint regressor, and how per-frame errors are pooled
 

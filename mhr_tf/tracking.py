@@ -184,3 +184,13 @@ def select_track(tracks: Sequence[Track], person: int | str | None = None) -> Tr
     if int(person) not in by_id:
         raise ValueError(f"--person {person}: no such track — the tracks are {sorted(by_id)}")
     return by_id[int(person)]
+
+
+def person_track(sequence: keypoint_sources.KeypointSequence, num_frames: int | None = None,
+                 person: int | str | None = None, max_gap: int = MAX_GAP_FRAMES) -> Track:
+    """The one track `--person` names (see `select_track`) over `num_frames` video frames: grouped by the source's
+    own ids when every detected person has one (3DPW), else associated by `track_people`. Its
+    `converted(joints.COCO_18)` and `present` are what the pipeline's test branch reads."""
+    known = all((f.ids >= 0).all() for f in sequence) and any(f.num_people for f in sequence)
+    tracks = tracks_from_ids(sequence, num_frames) if known else track_people(sequence, num_frames, max_gap)
+    return select_track(tracks, person)

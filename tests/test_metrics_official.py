@@ -125,3 +125,15 @@ def test_poolings_by_hand():
     assert metrics.pooled_mean(per_frame, masks, sequences, "track") == pytest.approx((2.0 + 10.0 + 6.0) / 3.0)
     assert metrics.pooled_mean(per_frame, masks, sequences, "sequence") == pytest.approx((16.0 / 4.0 + 6.0) / 2.0)
     assert np.isnan(metrics.pooled_mean(per_frame[3:], masks[3:], sequences[3:]))
+
+
+def test_official_per_frame_bundle_on_a_perfect_and_a_turned_prediction():
+    pose = poses(num_frames=2, seed=6).reshape(2, 72)
+    joints = np.random.default_rng(7).normal(scale=0.3, size=(2, 24, 3))
+    perfect = metrics.official_3dpw_per_frame(pose, joints, pose, joints)
+    np.testing.assert_allclose(perfect["pck"], 1.0)
+    np.testing.assert_allclose(perfect["auc"], 1.0)  # every error 0 counts from threshold 0 on
+    np.testing.assert_allclose(perfect["mpjae"], 0.0, atol=1e-6)
+    turned = pose.copy()
+    turned[:, :3] = (Rotation.from_euler("y", 90, degrees=True) * Rotation.from_rotvec(pose[:, :3])).as_rotvec()
+    np.testing.assert_allclose(metrics.official_3dpw_per_frame(turned, joints, pose, joints)["mpjae"], 90.0)

@@ -106,3 +106,14 @@ def test_tracks_from_source_ids_and_coco18_view():
     assert coco18.shape == (2, 18, 3)
     np.testing.assert_allclose(coco18[0, 1, :2], figure(100, 200)[[5, 6], :2].mean(axis=0))  # neck
     np.testing.assert_array_equal(coco18[1], 0.0)
+
+
+def test_person_track_uses_source_ids_when_every_person_has_one():
+    a, b = figure(100, 200), figure(300, 160)
+    with_ids = [ks.make_frame(0, np.stack([a, b]), ids=[4, 2]), ks.make_frame(1, b[None], ids=[2])]
+    sequence = ks.KeypointSequence("3dpw-like", "coco_17", joints.COCO_17, with_ids)
+    assert tracking.person_track(sequence, 3).id == 2 and tracking.person_track(sequence, 3, "4").frames.tolist() \
+        == [0]
+    without_ids = [ks.make_frame(0, np.stack([a, b])), ks.make_frame(1, b[None])]
+    track = tracking.person_track(ks.KeypointSequence("video", "coco_17", joints.COCO_17, without_ids), 3)
+    assert track.id == 1 and track.present.tolist() == [True, True, False]
