@@ -81,6 +81,20 @@ def camera_translation(camera, box_centre, box_size, image_hw: tuple[int, int], 
     return np.concatenate([camera[:, 1:3] + (origin - principal) * (depth / focal)[:, None], depth[:, None]], axis=1)
 
 
+def weak_perspective_from_translation(trans, box_centre, box_size, image_hw: tuple[int, int], crop_size: int,
+                                      focal_px: float | None = None) -> np.ndarray:
+    """Inverse of `camera_translation`: HMR's (s, tx, ty) `[T, 3]` in the boxes for translations `trans [T, 3]` (e.g.
+    after smoothing them, to draw the overlay again)."""
+    trans = np.asarray(trans, np.float64)
+    box_centre, box_size = np.asarray(box_centre, np.float64), np.asarray(box_size, np.float64)
+    focal = default_focal_px(image_hw) if focal_px is None else float(focal_px)
+    origin = geometry.crop_to_image(geometry.normalized_to_crop_pixels(np.zeros((len(trans), 1, 2)), crop_size),
+                                    box_centre, box_size, crop_size)[:, 0]
+    principal = np.array([(image_hw[1] - 1) / 2.0, (image_hw[0] - 1) / 2.0])
+    scale = 2.0 * focal / (trans[:, 2] * box_size)
+    return np.concatenate([scale[:, None], trans[:, :2] - (origin - principal) * (trans[:, 2:] / focal)], axis=1)
+
+
 def world_motion(pose, trans, rotation, pelvis) -> tuple[np.ndarray, np.ndarray]:
     """The same bodies seen in a frame turned by `rotation [3, 3]`: pose `[T, 72]` with the root turned, and trans
     `[T, 3]` moved so the pelvis (rest pelvis `pelvis [3]` + trans) turns with it."""

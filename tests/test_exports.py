@@ -103,6 +103,14 @@ def test_camera_translation_reproduces_hmr_weak_perspective_at_the_body_depth():
     assert trans[2] == pytest.approx(2 * focal / (s * size))
 
 
+def test_weak_perspective_round_trip_through_the_translation():
+    camera = np.array([[0.8, 0.05, -0.1], [1.1, -0.2, 0.3]])
+    centre, size = np.array([[700.0, 400.0], [100.0, 650.0]]), np.array([300.0, 120.0])
+    trans = exports.camera_translation(camera, centre, size, (720, 1280), 224)
+    np.testing.assert_allclose(exports.weak_perspective_from_translation(trans, centre, size, (720, 1280), 224),
+                               camera, rtol=1e-12)
+
+
 def test_obj_files_are_one_based_and_one_per_valid_frame(tmp_path):
     vertices = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     faces = np.array([[0, 1, 2], [0, 1, 3]])
