@@ -2,13 +2,17 @@
 
     python scripts/make_synthetic.py {surreal,backgrounds,threedpw} --out DIR --num_sequences N --frames T
         [--seed S] [--workers W] [--split NAME] [--body_model PATH] [--preview]
+        [--domain {in,shifted}] [--knob NAME=VALUE ...]      (threedpw only)
 
 surreal      SURREAL's layout: DIR/{train,val,test}/run0/simNNNNN/simNNNNN_c0001.mp4 + _info/_segm/_depth.mat
              (by default 8 of every 10 sequences in train, then one in val and one in test; --split puts all in one)
 backgrounds  Kinetics-style moving background videos: DIR/sim_<camera>/simulated_<seed>_<index>.mp4 (+ .json)
-threedpw     the shifted-domain evaluation set in 3DPW's layout, always named simulated:
+threedpw     an evaluation set in 3DPW's layout, always named simulated:
              DIR/sequenceFiles/{train,validation,test}/simulated_NNNNN.pkl + DIR/imageFiles/simulated_NNNNN/*.jpg
-             (by default train, validation, test in turn; --split puts all in one)
+             (by default train, validation, test in turn; --split puts all in one), rendered in the shifted domain
+             (--domain shifted, the default) or like the training data (--domain in); --knob sets one of the
+             domain's knobs (mhr_tf/sim/domain.py), e.g. --domain in --knob detector_noise=1. The set's record,
+             DIR/mhr_tf_sim.json, stores every knob's value.
 
 Deterministic given --seed, whatever --workers. --preview writes DIR/preview.png, a contact sheet of what the
 decoders read back. The last line printed is the throughput in sequences per minute per worker.
@@ -34,17 +38,36 @@ def main(argv=None) -> int:
     parser.add_argument("--body_model", default=None,
                         help="SMPL model file or folder (default: the open body model)")
     parser.add_argument("--preview", action="store_true", help="also write DIR/preview.png")
+    parser.add_argument("--domain", choices=("in", "shifted"), default=None,
+                        help="threedpw: render like the training data (in) or in the shifted domain (default)")
+    parser.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE",
+                        help="threedpw: set one knob of the domain (repeatable)")
     args = parser.parse_args(argv)
+    if args.kind != "threedpw" and (args.domain or args.knob):
+        parser.error(f"--domain and --knob apply to threedpw, not {args.kind}")
+    knobs = {}
+    for text in args.knob:
+        name, _, value = text.partition("=")
+        try:
+            knobs[name.strip()] = float(value)
+        except ValueError:
+            parser.error(f"--knob {text!r}: expected NAME=VALUE, VALUE a number in [0, 1]")
     if args.workers > 1:  # one BLAS thread per worker process: the workers already fill the cores
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")
 
     from mhr_tf.sim import make
+    domain = None
+    if args.kind == "threedpw":
+        try:
+            domain = make.DOMAINS[args.domain or "shifted"].replace(**knobs)
+        except ValueError as error:
+            parser.error(str(error))
     if args.kind != "backgrounds":  # bodies loaded (and the open model built) before the clock starts
         make.preload_bodies(args.body_model)
     began = time.perf_counter()
     paths = make.write_set(args.kind, args.out, args.num_sequences, args.frames, args.seed, workers=args.workers,
-                           split=args.split, body_model_path=args.body_model)
+                           split=args.split, body_model_path=args.body_model, domain=domain)
     seconds = time.perf_counter() - began
     print(f"wrote {len(paths)} {args.kind} sequences of {args.frames} frames into {args.out}")
     if args.preview:

@@ -5,22 +5,25 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from mhr_tf.sim.cameras import THREEDPW_IMAGE_HW, THREEDPW_INTRINSICS
+from mhr_tf import geometry
 
-OCCLUDER_PROBABILITY = 0.6  # a sequence has something passing in front of the people
-BLUR_SIGMA_PX = (0.3, 1.2)
+# What strength 1 of each degradation knob (`Domain.colour_cast`, `.blur`, `.noise`) draws from.
+GAIN = (0.85, 1.15)  # white balance: a gain per channel
+GAMMA = (0.8, 1.25)  # tone curve
+BLUR_SIGMA_PX = (0.3, 1.2)  # defocus
 EXPOSURE = 0.5  # share of the frame interval the shutter is open: motion blur is half the inter-frame motion
 MAX_STREAK_PX = 15.0
 NOISE_STD = (2.0, 7.0)  # sensor noise, 0..255 units
 
 
-def passing_occluders(rng: np.random.Generator, people_uv: np.ndarray) -> list[dict]:
-    """Objects passing in front of the people: each a shape, colours, and a path crossing the people's position
-    `people_uv [N, 2]` (pixels) at a random frame."""
-    height, width = THREEDPW_IMAGE_HW
+def passing_occluders(rng: np.random.Generator, people_uv: np.ndarray, image_hw: tuple[int, int],
+                      probability: float) -> list[dict]:
+    """Objects passing in front of the people, with `probability` (none otherwise): each a shape, colours, and a
+    path crossing the people's position `people_uv [N, 2]` (pixels) at a random frame."""
+    height, width = image_hw
     num_frames = len(people_uv)
     out = []
-    if rng.uniform() >= OCCLUDER_PROBABILITY:
+    if rng.uniform() >= probability:
         return out
     for _ in range(int(rng.integers(1, 3))):
         crossing = int(rng.integers(0, num_frames))
@@ -63,24 +66,29 @@ def draw_occluders(image: np.ndarray, t: int, occluders: list[dict]) -> np.ndarr
     return mask.astype(bool)
 
 
-def degrade(images: np.ndarray, cam_poses: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A phone camera's look: a colour cast and gamma, motion blur along the camera's image motion, defocus blur,
-    sensor noise. [N, H, W, 3] uint8 -> same."""
-    gain = rng.uniform(0.85, 1.15, 3)
-    gamma = rng.uniform(0.8, 1.25)
-    sigma = rng.uniform(*BLUR_SIGMA_PX)
-    noise = rng.uniform(*NOISE_STD)
+def degrade(images: np.ndarray, cam_poses: np.ndarray, intrinsics: geometry.Intrinsics, *, colour_cast: float,
+            blur: float, noise: float, colour_rng: np.random.Generator, blur_rng: np.random.Generator,
+            noise_rng: np.random.Generator) -> np.ndarray:
+    """A phone camera's look, each part scaled by its strength in [0, 1] and drawn from its own generator: a colour
+    cast and gamma (`colour_cast`), motion blur along the camera's image motion and defocus blur (`blur`), sensor
+    noise (`noise`). [N, H, W, 3] uint8 -> same; all three at 0 returns the images unchanged."""
+    gain = 1.0 + colour_cast * (colour_rng.uniform(*GAIN, 3) - 1.0)
+    gamma = np.exp(colour_cast * np.log(colour_rng.uniform(*GAMMA)))
+    sigma = blur * blur_rng.uniform(*BLUR_SIGMA_PX)
+    noise_std = noise * noise_rng.uniform(*NOISE_STD)
     levels = np.arange(256, dtype=np.float64)[:, None] / 255.0
     grading = np.clip(np.rint(levels ** gamma * gain * 255.0), 0, 255).astype(np.uint8)[:, None, :]  # [256, 1, 3]
-    k = THREEDPW_INTRINSICS
+    k = intrinsics
     out = np.empty_like(images)
     for t, image in enumerate(images):
-        x = cv2.LUT(np.ascontiguousarray(image), grading)
+        x = np.ascontiguousarray(image)
+        if colour_cast > 0:
+            x = cv2.LUT(x, grading)
         # Image motion of the scene at the centre since the previous frame (the camera's turn), smeared over the
         # exposure.
         previous_axis = cam_poses[max(t - 1, 0), 2, :3]
         direction = cam_poses[t, :3, :3] @ previous_axis
-        streak = EXPOSURE * np.array([k.fx * direction[0] / direction[2], k.fy * direction[1] / direction[2]])
+        streak = blur * EXPOSURE * np.array([k.fx * direction[0] / direction[2], k.fy * direction[1] / direction[2]])
         length = float(np.linalg.norm(streak))
         if length >= 2.0:
             streak *= min(length, MAX_STREAK_PX) / length
@@ -89,10 +97,14 @@ def degrade(images: np.ndarray, cam_poses: np.ndarray, rng: np.random.Generator)
             a, b = half - streak / 2.0, half + streak / 2.0
             cv2.line(kernel, tuple(int(round(c)) for c in a), tuple(int(round(c)) for c in b), 1.0, 1)
             x = cv2.filter2D(x, -1, kernel / kernel.sum())
-        x = cv2.GaussianBlur(x, (0, 0), sigma)
+        if sigma > 0:
+            x = cv2.GaussianBlur(x, (0, 0), sigma)
         # OpenCV's generator, seeded from ours (deterministic), draws the noise several times faster than numpy.
-        cv2.setRNGSeed(int(rng.integers(2 ** 31)))
-        grain = np.empty(x.shape, np.int16)
-        cv2.randn(grain, 0.0, noise)
-        out[t] = cv2.add(x, grain, dtype=cv2.CV_8U)  # saturating
+        seed = int(noise_rng.integers(2 ** 31))
+        if noise_std > 0:
+            cv2.setRNGSeed(seed)
+            grain = np.empty(x.shape, np.int16)
+            cv2.randn(grain, 0.0, noise_std)
+            x = cv2.add(x, grain, dtype=cv2.CV_8U)  # saturating
+        out[t] = x
     return out

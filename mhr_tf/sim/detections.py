@@ -12,9 +12,11 @@ from mhr_tf.body import joints as joint_sets
 
 _HEAD_PART = joint_sets.SMPL_PARTS.index("head")
 
-# The 2D detector (OpenPose COCO-18 as 3DPW's poses2d): what it sees, how precisely, and how it fails.
-JOINT_HIDDEN_BEHIND_M = 0.2  # App. B's rule: a joint this far behind the rendered surface is hidden
-SURFACE_HIDDEN_BEHIND_M = 0.04  # face keypoints are on the surface: hidden by anything in front of them
+# What a camera can see: App. B's rule (`mhr_tf.data.keypoints`), a point at least this far behind the rendered depth
+# along its ray is hidden (a limb behind the body).
+JOINT_HIDDEN_BEHIND_M = 0.2
+# The 2D detector (OpenPose COCO-18 as 3DPW's poses2d) at `noise` 1: what it sees, how precisely, and how it fails.
+SURFACE_HIDDEN_BEHIND_M = 0.04  # face keypoints are on the surface: a detector needs a clear line of sight to them
 DETECTION_JITTER = 0.008  # std of a detected keypoint's error, as a fraction of the person's height in pixels
 GUESS_PROBABILITY = 0.5  # a hidden keypoint is still guessed (low confidence) rather than left out
 GUESS_JITTER = 0.04
@@ -89,42 +91,55 @@ def _at_pixels(maps: np.ndarray, uv: np.ndarray, outside) -> np.ndarray:
 
 
 def simulate_detections(keypoints_cam: np.ndarray, intrinsics: geometry.Intrinsics, depth: np.ndarray,
-                        occluder: np.ndarray, rng: np.random.Generator) -> Detections:
-    """COCO-18 detections of one person as OpenPose gives them, from the true points `keypoints_cam [N, 18, 3]`
-    (camera frame), the scene's rendered planar `depth [N, H, W]` (all people) and the passing objects' mask
-    `occluder [N, H, W]`.
+                        occluder: np.ndarray, rng: np.random.Generator, noise: float = 1.0) -> Detections:
+    """COCO-18 detections of one person as a 2D detector gives them, from the true points `keypoints_cam [N, 18, 3]`
+    (camera frame), the scene's rendered planar `depth [N, H, W]` (all people; metres along z) and the passing
+    objects' mask `occluder [N, H, W]`. `noise` in [0, 1] is the detector's strength (`Domain.detector_noise`).
 
-    A keypoint is visible when it is in the image, not covered by a passing object, and not behind a rendered
-    surface (by JOINT_HIDDEN_BEHIND_M for joints inside the body, SURFACE_HIDDEN_BEHIND_M for face points). Visible
-    keypoints are detected with jitter (std DETECTION_JITTER of the person's height in pixels) and a confidence,
-    except a few dropped (MISSING) or thrown far off with a low confidence (OUTLIER); hidden ones are sometimes
-    guessed with a low confidence (GUESSED), else missing. Some frames swap the left and right arms, legs or both
-    (SWAPPED: the positions and confidences of the pair are exchanged). Frames with fewer than MIN_DETECTED
-    keypoints are all zero, as in 3DPW.
+    A keypoint is visible when its rounded pixel is in the image, it is not covered by a passing object, and it is
+    less than JOINT_HIDDEN_BEHIND_M behind the rendered depth along its own ray (App. B's rules, as the training
+    pipeline applies them); as `noise` goes to 1, face points need a clearer line of sight (SURFACE_HIDDEN_BEHIND_M
+    at 1). At `noise` 0 the visible keypoints are the exact projections at confidence 1 and the others all zero.
+    Above 0, visible keypoints are detected with jitter (std DETECTION_JITTER of the person's height in pixels, at
+    least 0.5 px, times `noise`) and a confidence (CONFIDENCE_* moved from 1 by `noise`), except a few dropped
+    (MISSING) or thrown far off with a low confidence (OUTLIER); hidden ones in the image are sometimes guessed with
+    a low confidence (GUESSED), else missing. Some frames swap the left and right arms, legs or both (SWAPPED: the
+    positions and confidences of the pair are exchanged). Every such rate is its constant times `noise`. Frames with
+    fewer than MIN_DETECTED keypoints are all zero, as in 3DPW.
     """
+    if not 0.0 <= noise <= 1.0:
+        raise ValueError(f"simulate_detections: noise={noise}, expected a value in [0, 1]")
     num_frames, num_keypoints = keypoints_cam.shape[:2]
     height, width = depth.shape[-2:]
     uv = geometry.project(keypoints_cam, intrinsics)  # [N, 18, 2]
-    in_image = (uv[..., 0] >= 0) & (uv[..., 0] <= width - 1) & (uv[..., 1] >= 0) & (uv[..., 1] <= height - 1)
+    col, row = np.rint(uv[..., 0]), np.rint(uv[..., 1])
+    in_image = (col >= 0) & (col < width) & (row >= 0) & (row < height)
     is_face = np.isin(np.array(joint_sets.COCO_18), _FACE_KEYPOINTS)
-    slack = np.where(is_face, SURFACE_HIDDEN_BEHIND_M, JOINT_HIDDEN_BEHIND_M)
-    unhidden = keypoints_cam[..., 2] - _at_pixels(depth, uv, np.inf) < slack
+    slack = np.where(is_face, JOINT_HIDDEN_BEHIND_M + noise * (SURFACE_HIDDEN_BEHIND_M - JOINT_HIDDEN_BEHIND_M),
+                     JOINT_HIDDEN_BEHIND_M)
+    # Like with like along each ray: the point's distance from the camera centre, and the rendered surface's distance
+    # along the ray of the pixel the point falls in.
+    pixel_ray = np.linalg.norm(np.stack([(col - intrinsics.cx) / intrinsics.fx, (row - intrinsics.cy) / intrinsics.fy,
+                                         np.ones_like(col)], axis=-1), axis=-1)
+    surface = _at_pixels(depth, uv, np.inf) * pixel_ray
+    unhidden = np.linalg.norm(keypoints_cam, axis=-1) - surface < slack
     covered = _at_pixels(occluder, uv, False)
     visible = in_image & unhidden & ~covered
 
     person_px = np.ptp(uv[..., 1], axis=1) * 1.15  # the body's height in pixels (head top and soles beyond the points)
-    sigma = np.maximum(DETECTION_JITTER * person_px, 0.5)  # [N]
-    confidence = np.clip(rng.normal(CONFIDENCE_MEAN, CONFIDENCE_STD, (num_frames, num_keypoints)),
-                         *CONFIDENCE_RANGE)
+    sigma = noise * np.maximum(DETECTION_JITTER * person_px, 0.5)  # [N]
+    confidence = np.clip(rng.normal(1.0 + noise * (CONFIDENCE_MEAN - 1.0), noise * CONFIDENCE_STD,
+                                    (num_frames, num_keypoints)),
+                         *(1.0 + noise * (np.array(CONFIDENCE_RANGE) - 1.0)))
     xy = uv + rng.normal(size=uv.shape) * sigma[:, None, None]
     error = np.where(visible, DETECTED, MISSING).astype(np.int8)
 
-    guess = ~visible & in_image & (rng.uniform(size=visible.shape) < GUESS_PROBABILITY)
+    guess = ~visible & in_image & (rng.uniform(size=visible.shape) < noise * GUESS_PROBABILITY)
     xy = np.where(guess[..., None], uv + rng.normal(size=uv.shape) * (GUESS_JITTER * person_px)[:, None, None], xy)
     confidence = np.where(guess, rng.uniform(*GUESS_CONFIDENCE, visible.shape), confidence)
     error[guess] = GUESSED
 
-    outlier = visible & (rng.uniform(size=visible.shape) < OUTLIER_PROBABILITY)
+    outlier = visible & (rng.uniform(size=visible.shape) < noise * OUTLIER_PROBABILITY)
     angle = rng.uniform(0.0, 2.0 * np.pi, visible.shape)
     reach = rng.uniform(*OUTLIER_DISTANCE, visible.shape) * person_px[:, None]
     far = uv + np.stack([np.cos(angle), np.sin(angle)], axis=-1) * reach[..., None]
@@ -132,14 +147,14 @@ def simulate_detections(keypoints_cam: np.ndarray, intrinsics: geometry.Intrinsi
     confidence = np.where(outlier, rng.uniform(*OUTLIER_CONFIDENCE, visible.shape), confidence)
     error[outlier] = OUTLIER
 
-    dropped = visible & ~outlier & (rng.uniform(size=visible.shape) < DROP_PROBABILITY)
+    dropped = visible & ~outlier & (rng.uniform(size=visible.shape) < noise * DROP_PROBABILITY)
     error[dropped] = MISSING
 
     detected = error != MISSING
     keypoints = np.concatenate([xy, confidence[..., None]], axis=-1) * detected[..., None]
     flip = joint_sets.flip_permutation(joint_sets.COCO_18)
     limbs = {"arms": ("shoulder", "elbow", "wrist"), "legs": ("hip", "knee", "ankle")}
-    for t in np.flatnonzero(rng.uniform(size=num_frames) < SWAP_PROBABILITY):
+    for t in np.flatnonzero(rng.uniform(size=num_frames) < noise * SWAP_PROBABILITY):
         which = rng.choice(["arms", "legs", "all"])
         parts = limbs["arms"] + limbs["legs"] if which == "all" else limbs[which]
         names = [f"{side}_{part}" for part in parts for side in ("left", "right")]
@@ -149,8 +164,9 @@ def simulate_detections(keypoints_cam: np.ndarray, intrinsics: geometry.Intrinsi
         changed = detected[t, swap] | detected[t, mirror]  # a pair missing on both sides stays missing
         error[t, swap] = np.where(changed, np.where(detected[t, mirror], SWAPPED, MISSING), error[t, swap])
         detected[t, swap] = detected[t, mirror]
-    # A frame with too few detections has none (3DPW's readme).
-    too_few = (keypoints[..., 2] > 0).sum(axis=1) < MIN_DETECTED
+    # A frame with too few detections has none (3DPW's readme): a rule of the detector's output, not of what a camera
+    # sees, so it goes with the detector.
+    too_few = (keypoints[..., 2] > 0).sum(axis=1) < (MIN_DETECTED if noise > 0 else 0)
     keypoints[too_few] = 0.0
     error[too_few] = MISSING
     return Detections(keypoints=keypoints.astype(np.float32), error=error, visible=visible,

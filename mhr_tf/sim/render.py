@@ -258,21 +258,38 @@ def render(vertices_cam: np.ndarray, faces: np.ndarray, intrinsics: Intrinsics =
 # ---- Lighting ------------------------------------------------------------------------------------------------
 
 LIGHTING_STYLES = ("train", "shifted")
+# Ranges the lights are drawn from (degrees, and the ambient share). "train": from above, on the camera's side, soft;
+# "shifted" (the shifted-domain evaluation set, outdoor daylight): any azimuth including back light, low sun to
+# overhead, deep shadows.
+LIGHT_ELEVATION_DEG = {"train": (10.0, 70.0), "shifted": (-20.0, 80.0)}
+LIGHT_AZIMUTH_DEG = {"train": (-80.0, 80.0), "shifted": (-180.0, 180.0)}
+LIGHT_AMBIENT = {"train": (0.3, 0.6), "shifted": (0.12, 0.35)}
 
 
-def random_lighting(rng: np.random.Generator, style: str = "train") -> tuple[np.ndarray, float]:
+def random_lighting(rng: np.random.Generator, style: str = "train",
+                    harshness: float | None = None) -> tuple[np.ndarray, float]:
     """A random light direction (camera frame, surface -> light, unit) and ambient level.
 
     "train": light from above, on the camera's side (elevation 10-70 deg, azimuth within 80 deg of the camera
     axis), soft ambient 0.3-0.6. "shifted" (the shifted-domain evaluation set): any azimuth including back light,
-    elevation -20-80 deg, harsher ambient 0.12-0.35.
+    elevation -20-80 deg, harsher ambient 0.12-0.35. `harshness` in [0, 1], when given, replaces `style`: every range
+    bound moves linearly from "train" (0) to "shifted" (1), and the same generator state draws the same quantiles, so
+    0 gives exactly the "train" light and 1 exactly the "shifted" one.
     """
-    if style == "train":
-        elevation, azimuth, ambient = rng.uniform(10, 70), rng.uniform(-80, 80), rng.uniform(0.3, 0.6)
-    elif style == "shifted":
-        elevation, azimuth, ambient = rng.uniform(-20, 80), rng.uniform(-180, 180), rng.uniform(0.12, 0.35)
-    else:
-        raise ValueError(f"random_lighting: style {style!r}, expected one of {LIGHTING_STYLES}")
+    if harshness is None:
+        if style not in LIGHTING_STYLES:
+            raise ValueError(f"random_lighting: style {style!r}, expected one of {LIGHTING_STYLES}")
+        harshness = 0.0 if style == "train" else 1.0
+    if not 0.0 <= harshness <= 1.0:
+        raise ValueError(f"random_lighting: harshness={harshness}, expected a value in [0, 1]")
+
+    def between(ranges):
+        (lo0, hi0), (lo1, hi1) = ranges["train"], ranges["shifted"]
+        return lo0 + harshness * (lo1 - lo0), hi0 + harshness * (hi1 - hi0)
+
+    elevation = rng.uniform(*between(LIGHT_ELEVATION_DEG))
+    azimuth = rng.uniform(*between(LIGHT_AZIMUTH_DEG))
+    ambient = rng.uniform(*between(LIGHT_AMBIENT))
     el, az = np.radians(elevation), np.radians(azimuth)
     # Camera frame: up is -y, towards the camera is -z.
     light_dir = np.array([np.cos(el) * np.sin(az), -np.sin(el), -np.cos(el) * np.cos(az)])

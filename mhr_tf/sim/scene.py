@@ -25,9 +25,15 @@ BETA_CLIP = 2.5
 PELVIS = joint_sets.SMPL_24.index("pelvis")
 
 
-def sequence_rng(seed: int, index: int) -> np.random.Generator:
-    """The generator of sequence `index` of the set made with `seed` (independent of every other sequence)."""
-    return np.random.default_rng([int(seed), int(index)])
+def sequence_rng(seed: int, index: int, stream: int | None = None) -> np.random.Generator:
+    """The generator of sequence `index` of the set made with `seed` (independent of every other sequence), or of its
+    random stream number `stream` >= 1 (independent of the sequence's other streams), for a sequence whose causes
+    draw from separate streams."""
+    if stream is None:
+        return np.random.default_rng([int(seed), int(index)])
+    if int(stream) < 1:
+        raise ValueError(f"sequence_rng: stream={stream}, expected a number >= 1")
+    return np.random.default_rng([int(seed), int(index), int(stream)])
 
 
 def random_betas(rng: np.random.Generator) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 
 from mhr_tf.data import provenance, surreal
 from mhr_tf.sim import backgrounds, motion, render, sets, writers
-from mhr_tf.sim.cameras import look_at
+from mhr_tf.sim.cameras import SURREAL_FRAMING, fixed_camera
 from mhr_tf.sim.scene import (PELVIS, body_model, forward_body, preload_bodies, random_betas, render_clip,
                               rotate_root, sequence_rng, split_for_index)
 
@@ -30,17 +30,12 @@ SURREAL_RUN = 0  # run0: SURREAL's 50 %-overlap cut (the only run we write)
 SURREAL_CLIP = 1  # each simulated sequence is one clip, `_c0001`
 SURREAL_NAME_PREFIX = provenance.SURREAL_SIMULATED_NAME_PREFIX  # sim00001, sim00002, ...
 # main_part1.py: camera_distance = np.random.normal(8.0, 1), recorded as `camDist`; the camera then sits about
-# camDist - 1 m from the pelvis (the sample 01_01_c0001: camDist 7.692, camera-pelvis 6.694 m).
+# camDist - 1 m from the pelvis (the sample 01_01_c0001: camDist 7.692, camera-pelvis 6.694 m). The normal's tails
+# are clipped: the person is about 100-200 px tall (`cameras.SURREAL_FRAMING` has the same range, as distances).
 SURREAL_CAM_DIST_MEAN_M = 8.0
 SURREAL_CAM_DIST_STD_M = 1.0
-SURREALPELVIS_OFFSET_M = 1.0
-SURREAL_CAM_DIST_RANGE_M = (5.5, 10.5)  # clip the normal's tails: the person is about 100-200 px tall
-SURREAL_MAX_DISTANCE_M = 11.0  # how far the camera may back off to keep a wide path in view
-# The camera keeps the pelvis at most this many pixels from the principal point (the frame is 320 x 240): a person
-# running across leaves the frame partly, never wholly.
-SURREALPELVIS_MARGIN_PX = (140.0, 95.0)
-SURREAL_AIM_JITTER_M = 0.15  # the aim point's random offset from the middle of the pelvis path
-SURREAL_CAMERA_HEIGHT_STD_M = 0.05  # main_part1.py: the camera at the pelvis's height (0.03 m above it in 01_01)
+SURREAL_PELVIS_OFFSET_M = 1.0
+SURREAL_CAM_DIST_RANGE_M = (5.5, 10.5)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +54,6 @@ class SurrealSequence:
     zrot: float                # radians
     light: np.ndarray          # [9] float32, SURREAL's `light` field (see `surreal_light`)
     background: str            # the picture behind the person
-    motion_kinds: tuple[str, ...]  # what the clip shows, e.g. ("walk", "turn")
 
 
 def surreal_light(light_dir_cam: np.ndarray, ambient: float) -> np.ndarray:
@@ -76,27 +70,7 @@ def surreal_light(light_dir_cam: np.ndarray, ambient: float) -> np.ndarray:
 def surreal_camera(pelvis: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float]:
     """A fixed, level camera for a pelvis path `[T, 3]` (world): (R world -> camera [3, 3], centre [3], camDist)."""
     cam_dist = float(np.clip(rng.normal(SURREAL_CAM_DIST_MEAN_M, SURREAL_CAM_DIST_STD_M), *SURREAL_CAM_DIST_RANGE_M))
-    azimuth = rng.uniform(0.0, 2.0 * np.pi)  # the person's heading is random anyway; so is where the camera stands
-    forward = np.array([np.sin(azimuth), 0.0, np.cos(azimuth)])
-    rotation = look_at(np.zeros(3), forward)
-    # Aim at the middle of the pelvis path as the camera sees it (lateral and vertical extent), plus a jitter.
-    path_cam = pelvis @ rotation.T
-    middle = (path_cam.min(axis=0) + path_cam.max(axis=0)) / 2.0
-    aim = middle + np.array([rng.normal(0.0, SURREAL_AIM_JITTER_M), rng.normal(0.0, SURREAL_CAMERA_HEIGHT_STD_M),
-                             0.0])
-    distance = cam_dist - SURREALPELVIS_OFFSET_M
-    k = surreal.SURREAL_INTRINSICS
-    while True:  # back off until the pelvis stays within the margins on every frame (or the limit is reached)
-        rel = path_cam - aim + np.array([0.0, 0.0, distance])
-        u = k.fx * rel[:, 0] / rel[:, 2]
-        v = k.fy * rel[:, 1] / rel[:, 2]
-        inside = (np.abs(u).max() <= SURREALPELVIS_MARGIN_PX[0] and np.abs(v).max() <= SURREALPELVIS_MARGIN_PX[1]
-                  and rel[:, 2].min() > 2.0)
-        if inside or distance >= SURREAL_MAX_DISTANCE_M:
-            break
-        distance = min(distance * 1.08, SURREAL_MAX_DISTANCE_M)
-    # The camera centre in the world: the aim point is `distance` straight ahead of it.
-    centre = rotation.T @ (aim - np.array([0.0, 0.0, distance]))
+    rotation, centre = fixed_camera(pelvis, rng, SURREAL_FRAMING, cam_dist - SURREAL_PELVIS_OFFSET_M)
     return rotation, centre, cam_dist
 
 
@@ -126,12 +100,11 @@ def make_surreal_sequence(seed: int, index: int, num_frames: int, body_model_pat
                                       np.broadcast_to(still.frames[0], (num_frames,) + still.frames.shape[1:]))
     # The world SURREAL records: the first frame's pelvis at the origin (its own clips sit near it too).
     cam_loc = -surreal.joints_from_camera(joints_cam[0, PELVIS], np.zeros(3))
-    kinds_shown = tuple(dict.fromkeys(str(k) for k in moving.kind))
     return SurrealSequence(
         name=f"{SURREAL_NAME_PREFIX}{index + 1:05d}", gender=gender, betas=betas,
         pose_cam=pose_cam.astype(np.float32), joints3d_cam=joints_cam.astype(np.float32), frames=frames, segm=segm,
         depth_planar=depth, cam_loc=cam_loc, cam_dist=cam_dist, zrot=zrot,
-        light=surreal_light(light_dir, ambient), background=still.source, motion_kinds=kinds_shown)
+        light=surreal_light(light_dir, ambient), background=still.source)
 
 
 def write_surreal_sequence(root, seed: int, index: int, num_frames: int, split: str | None = None,

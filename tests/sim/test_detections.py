@@ -39,6 +39,29 @@ def test_detector_hides_keypoints_behind_surfaces_and_passing_objects():
     assert np.all(out.keypoints[..., 2][guessed] <= detections.GUESS_CONFIDENCE[1])  # ...with a low confidence
 
 
+def test_detector_at_noise_zero_reports_exact_points_at_confidence_one_where_training_rules_show_them():
+    """Training's rules only (App. B): face points 0.1 m behind a surface count as visible, as joints do; everything
+    visible is the exact projection at confidence 1, everything else all zero."""
+    h, w, fx = 60, 80, 100.0
+    u = np.tile(np.linspace(5, 75, 6), 3)
+    v = np.repeat([10.0, 30.0, 50.0], 6)
+    z = np.full(18, 5.0)
+    points = np.stack([(u - w / 2) * z / fx, (v - h / 2) * z / fx, z], axis=-1)[None].repeat(3, axis=0)
+    points[:, 0, 0] = -10.0  # the nose far outside the image
+    depth = np.full((3, h, w), 4.9, np.float32)  # a surface 0.1 m in front of the right half...
+    depth[:, :, :40] = 4.5  # ...and 0.5 m in front of the left half
+    occluder = np.zeros((3, h, w), bool)
+    occluder[:, 45:] = True
+    out = detections.simulate_detections(points, geometry.Intrinsics(fx, fx, w / 2, h / 2), depth, occluder,
+                                         np.random.default_rng(0), noise=0.0)
+    expected = (u >= 40) & (v < 45)
+    expected[0] = False
+    np.testing.assert_array_equal(out.visible, np.broadcast_to(expected, (3, 18)))
+    uv = references.project(points, fx, fx, w / 2, h / 2)
+    np.testing.assert_allclose(out.keypoints[:, expected, :2], uv[:, expected], atol=1e-4)
+    assert np.all(out.keypoints[:, expected, 2] == 1.0) and np.all(out.keypoints[:, ~expected] == 0.0)
+
+
 def test_face_keypoints_sit_where_a_face_is():
     model = references.body("female")
     ids = detections.face_keypoint_vertices(model)

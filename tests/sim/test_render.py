@@ -299,3 +299,17 @@ def test_random_lighting_points_from_above_towards_the_camera_in_train_style():
     for _ in range(50):
         light, ambient = render.random_lighting(rng, "train")
         assert abs(np.linalg.norm(light) - 1) < 1e-9 and light[1] < 0 and light[2] < 0 and 0.3 <= ambient <= 0.6
+
+
+def test_lighting_harshness_moves_every_range_from_train_to_shifted():
+    for style, harshness in (("train", 0.0), ("shifted", 1.0)):
+        for seed in range(5):
+            light, ambient = render.random_lighting(np.random.default_rng(seed), style)
+            again = render.random_lighting(np.random.default_rng(seed), harshness=harshness)
+            np.testing.assert_array_equal(again[0], light)
+            assert again[1] == ambient
+    # Halfway, the ambient share is drawn between the middles of the two ranges' bounds: (0.21, 0.475).
+    ambients = [render.random_lighting(np.random.default_rng(s), harshness=0.5)[1] for s in range(200)]
+    assert 0.21 <= min(ambients) and max(ambients) <= 0.475
+    with pytest.raises(ValueError, match="harshness"):
+        render.random_lighting(np.random.default_rng(0), harshness=1.5)

@@ -7,7 +7,8 @@ import pytest
 
 from mhr_tf.body import joints as joint_sets
 from mhr_tf.data import threedpw
-from mhr_tf.sim import cameras, degrade, detections, preview, threedpw_set
+from mhr_tf.sim import cameras, detections, preview, threedpw_set
+from mhr_tf.sim.domain import SHIFTED
 from tests.sim import references
 
 SEED = 3
@@ -16,14 +17,12 @@ FRAMES = 8
 
 @pytest.fixture(scope="session")
 def threedpw_sequences(tmp_path_factory):
-    """Sequence 0: two people, a passing object and a run of invalid camera poses for sure; sequence 1: one person,
-    everything else as drawn."""
+    """Shifted domain. Sequence 0: two people, a passing object and a run of invalid camera poses for sure;
+    sequence 1: one person, everything else as drawn."""
     root = tmp_path_factory.mktemp("threedpw_sim")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(threedpw_set, "INVALID_CAMPOSE_PROBABILITY", 1.0)
-        patch.setattr(degrade, "OCCLUDER_PROBABILITY", 1.0)
-        pair = threedpw_set.write_threedpw_sequence(root, SEED, 0, FRAMES, split="test", num_people=2)
-        pair_truth = threedpw_set.make_threedpw_sequence(SEED, 0, FRAMES, num_people=2)
+    certain = SHIFTED.replace(campose_errors=1.0, occluders=1.0)
+    pair = threedpw_set.write_threedpw_sequence(root, SEED, 0, FRAMES, split="test", num_people=2, domain=certain)
+    pair_truth = threedpw_set.make_threedpw_sequence(SEED, 0, FRAMES, num_people=2, domain=certain)
     single = threedpw_set.write_threedpw_sequence(root, SEED, 1, FRAMES, split="train", num_people=1)
     single_truth = threedpw_set.make_threedpw_sequence(SEED, 1, FRAMES, num_people=1)
     return root, [(pair, pair_truth), (single, single_truth)]
@@ -59,7 +58,7 @@ def test_threedpw_round_trip_with_two_people(threedpw_sequences):
         np.testing.assert_allclose(person.v_template, template[0], atol=1e-5)
     for i, image_path in enumerate(tracks[0].image_paths):
         image = threedpw.read_image(image_path)
-        assert image.shape == cameras.THREEDPW_IMAGE_HW + (3,)
+        assert image.shape == cameras.PHONE_FRAMING.image_hw + (3,)
         assert np.abs(image.astype(float) - truth.images[i]).mean() < 8.0  # JPEG of the simulated image
 
 
@@ -96,13 +95,13 @@ def test_threedpw_poses2d_are_near_the_projected_ground_truth_except_injected_er
             for t, i in zip(*np.nonzero((full_error == detections.SWAPPED) & twin_visible & shared[flip])):
                 counts["swapped"] += 1
                 assert np.linalg.norm(full_kp[t, i, :2] - full_reference[t, flip[i]]) < 5.0 * sigma[t, 0] + 0.5
-    assert counts["detected"] > 50
+    assert counts["detected"] > 30  # enough detected keypoints for the checks above to mean something
 
 
 def test_threedpw_preview_draws_every_sequence(threedpw_sequences, tmp_path):
     root, sequences = threedpw_sequences
     sheet = cv2.imread(str(preview.preview_threedpw(root, tmp_path / "preview.png")))
-    height, width = cameras.THREEDPW_IMAGE_HW
+    height, width = cameras.PHONE_FRAMING.image_hw
     assert sheet.shape == (len(sequences) * (height + 6), 6 * width + 5 * 4, 3)
 
 
