@@ -1,11 +1,11 @@
 """3DPW evaluation of Motion HMR (paper §4, App. A) under the paper's protocol and the official 3DPW one.
 
-    tracks (mhr_tf.data.threedpw) ─► pipeline.make_target_dataset (App. A's inputs, "cover" windows)
+    tracks (mhr_tf.data.threedpw) ─► pipeline.make_target_dataset (App. A's test inputs, by the model's contract)
         ─► predictor ([B, T-1, S, S, C] -> T assembled frames) ─► one prediction per frame (WINDOW_RULE)
         ─► ground truth (gendered body) ─► per-frame errors ─► the two protocols' frame selection and averaging
 
 A predictor is anything that maps the batch contract's inputs to the SavedModel's outputs (`export.SERVING_OUTPUTS`
-for T frames): a Keras model, a checkpoint rebuilt from its gin config, a SavedModel, or the mean-pose baseline —
+for T frames): a Keras model, a checkpoint rebuilt from its run directory, a SavedModel, or the mean-pose baseline —
 all evaluated by the same code.
 
 Protocols (each reports the frames and person-sequences it scored, because published numbers differ by protocol):
@@ -30,15 +30,16 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import tensorflow as tf
 
-from mhr_tf import export, geometry, metrics
+from mhr_tf import export, geometry, metrics, paper
 from mhr_tf.body import joints as joint_sets
 from mhr_tf.body import smpl
-from mhr_tf.data import crops, pipeline, threedpw
+from mhr_tf.data import pipeline, threedpw
+from mhr_tf.data.preprocessing import Channels, Preprocessing
 from mhr_tf.model import regressor
 
 log = logging.getLogger(__name__)
 
-# How overlapping windows are combined. `pipeline.window_starts(..., "cover")` tiles a track with T-frame windows and
+# How overlapping windows are combined. `pipeline.window_starts` tiles a track with T-frame windows and
 # moves the last one back to end on the last frame, so the last two windows overlap.
 WINDOW_RULE = ("each frame takes the prediction of the window in which it is most central (smallest distance to "
                "the window's middle position (T-1)/2; ties go to the earlier window); padding frames never count")
@@ -48,23 +49,6 @@ REQUIRED_OUTPUTS = ("pose", "betas", "camera", "joints3d", "smpl_joints3d", "key
 METRICS = ("pa_mpjpe", "mpjpe", "pve", "accel")
 METRIC_TITLES = {"pa_mpjpe": "PA-MPJPE (mm)", "mpjpe": "MPJPE (mm)", "pve": "PVE (mm)",
                  "accel": "Accel (mm/frame²)"}
-# Paper Table 1: PA-MPJPE (mm) on the real 3DPW test set, the paper's protocol — the paper's published numbers.
-# The channel groups say which row a configuration of ours reproduces (None: another method).
-PAPER_TABLE_1 = (
-    ("Martinez et al. (from [35])", None, 157.0),
-    ("RGB Only", ("rgb",), 105.6),
-    ("RGB + DANN (best of 5 seeds; mean 107.5)", None, 103.0),
-    ("Flow Only", ("flow",), 100.1),
-    ("RGB + Keypoints", ("rgb", "heatmaps"), 82.4),
-    ("Keypoints Only", ("heatmaps",), 77.6),
-    ("Flow + Keypoints", ("flow", "heatmaps"), 74.7),
-    ("HMR (from [6]), trained on real 3D data", None, 77.2),
-    ("Temporal HMR [35], real 3D data", None, 80.1),
-    ("Temporal HMR + InstaVariety [35], real 3D data", None, 72.4),
-    ("HMR + Kinetics [6], real 3D data", None, 72.2),
-)
-
-
 @dataclasses.dataclass(frozen=True)
 class Protocol:
     name: str
@@ -89,54 +73,54 @@ PROTOCOLS = (PAPER, OFFICIAL)
 class Predictor:
     """inputs `[B, T-1, S, S, C]` float32 -> `{name: [B, T, ...]}` numpy, names from `export.SERVING_OUTPUTS`."""
     fn: Callable[[object], dict]
-    config: export.ServingConfig  # the preprocessing it expects
+    pre: Preprocessing            # the contract its inputs are made with
     faces: np.ndarray             # [F, 3] int32 triangles of the predicted body (for drawing)
     name: str
+    source: str = ""              # what it came from (checkpoint, SavedModel, "mean pose")
+    step: int | None = None       # training step of its weights
 
     def __call__(self, inputs) -> dict[str, np.ndarray]:
         return self.fn(inputs)
 
 
-def keras_predictor(model, config: export.ServingConfig, faces: np.ndarray | None = None,
-                    name: str | None = None) -> Predictor:
+def keras_predictor(model, pre: Preprocessing, faces: np.ndarray | None = None, name: str | None = None,
+                    source: str = "", step: int | None = None) -> Predictor:
     """A Motion HMR Keras model (built with vertices) as a predictor, through `export.assembled_outputs`."""
-    spec = tf.TensorSpec([None, config.num_pairs, config.crop_size, config.crop_size, config.num_channels],
-                         tf.float32)
-
-    @tf.function(input_signature=[spec])
+    @tf.function(input_signature=[export.input_spec(pre)])
     def call(inputs):
         return export.assembled_outputs(model({"inputs": inputs}, training=False))
 
     def fn(inputs):
         return {k: v.numpy() for k, v in call(tf.convert_to_tensor(inputs, tf.float32)).items()}
     faces = export.body_faces(model) if faces is None else faces
-    return Predictor(fn, config, faces, name or f"Keras model {model.name}")
+    return Predictor(fn, pre, faces, name or f"Keras model {model.name}", source, step)
 
 
-def checkpoint_predictor(model_dir, gin_files=(), gin_params=(), checkpoint=None) -> Predictor:
-    """The newest (or the given) checkpoint of a training run, rebuilt from its gin config."""
-    restored = export.restore_model(model_dir, gin_files, gin_params, checkpoint)
-    name = f"checkpoint {Path(restored.config.source).name} (step {restored.config.step})"
-    return keras_predictor(restored.model, restored.config, restored.faces, name)
+def checkpoint_predictor(model_dir, checkpoint=None) -> Predictor:
+    """The newest (or the given) checkpoint of a training run, rebuilt from its run directory."""
+    restored = export.restore_model(model_dir, checkpoint)
+    name = f"checkpoint {Path(restored.source).name} (step {restored.step})"
+    return keras_predictor(restored.model, restored.pre, restored.faces, name, restored.source, restored.step)
 
 
 def saved_model_predictor(path) -> Predictor:
     """A SavedModel written by `export.export_saved_model` (`path`: the export directory or one version of it)."""
     version = export.resolve_version(path)
-    config, faces = export.load_metadata(version)
+    metadata = export.load_metadata(version)
     loaded = tf.saved_model.load(str(version))
     signature = loaded.signatures[export.SIGNATURE]
 
     def fn(inputs, _keep_alive=loaded):  # the signature's variables live as long as the loaded object
         outputs = signature(**{export.INPUT_NAME: tf.convert_to_tensor(inputs, tf.float32)})
         return {k: v.numpy() for k, v in outputs.items()}
-    config = dataclasses.replace(config, source=str(version))
-    return Predictor(fn, config, faces, f"SavedModel {version}")
+    return Predictor(fn, metadata.pre, metadata.faces, f"SavedModel {version}", str(version), metadata.step)
 
 
-def mean_pose_predictor(num_frames: int, crop_size: int, body_model_path=None) -> Predictor:
+def mean_pose_predictor(pre: Preprocessing | None = None, body_model_path=None) -> Predictor:
     """The baseline that ignores its input: HMR's mean parameters (`regressor.mean_parameters`) on every frame,
-    through the neutral body of `body_model_path`. It needs no input channel but the occlusion indicator."""
+    through the neutral body of `body_model_path`. Its inputs are made by `pre` (default: the paper's) with no
+    channel but the occlusion indicator, so its frames and boxes are those of a model with that contract."""
+    pre = dataclasses.replace(pre or Preprocessing(), channels=Channels(False, False, False))
     body = smpl.load_body_model(body_model_path, "neutral")
     theta = regressor.mean_parameters()
     pose, betas, camera = (np.asarray(x, np.float32) for x in regressor.split_parameters(theta))
@@ -148,18 +132,17 @@ def mean_pose_predictor(num_frames: int, crop_size: int, body_model_path=None) -
 
     def fn(inputs):
         batch = int(inputs.shape[0])
-        return {k: np.broadcast_to(v, (batch, num_frames) + v.shape) for k, v in frame.items()}
-    config = export.ServingConfig(num_frames, crop_size, ("occlusion",), "dis", source="mean pose")
-    return Predictor(fn, config, body.faces, "mean pose (baseline)")
+        return {k: np.broadcast_to(v, (batch, pre.num_frames) + v.shape) for k, v in frame.items()}
+    return Predictor(fn, pre, body.faces, "mean pose (baseline)", "mean pose")
 
 
-def load_predictor(model_dir=None, saved_model=None, gin_files=(), gin_params=(), checkpoint=None) -> Predictor:
-    """A checkpoint's predictor (`model_dir`, optionally `gin_files`/`checkpoint`) or a SavedModel's."""
+def load_predictor(model_dir=None, saved_model=None, checkpoint=None) -> Predictor:
+    """A checkpoint's predictor (`model_dir`, optionally `checkpoint`) or a SavedModel's."""
     if (model_dir is None) == (saved_model is None):
         raise ValueError("give exactly one of a model directory (checkpoints) and a SavedModel directory")
     if saved_model is not None:
         return saved_model_predictor(saved_model)
-    return checkpoint_predictor(model_dir, gin_files, gin_params, checkpoint)
+    return checkpoint_predictor(model_dir, checkpoint)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -220,18 +203,8 @@ class _TrackAssembler:
         return TrackPrediction(**{f.name: values[f.name] for f in dataclasses.fields(TrackPrediction)})
 
 
-def channels_from_names(names) -> pipeline.Channels:
-    """The pipeline's `Channels` for the channel groups of a model (e.g. ("flow", "heatmaps", "occlusion"))."""
-    names = tuple(names)
-    channels = pipeline.Channels(use_rgb="rgb" in names, use_flow="flow" in names, use_keypoints="heatmaps" in names)
-    if channels.names != names:
-        raise ValueError(f"channel groups {names}: expected a subset of ('rgb', 'flow', 'heatmaps') followed by "
-                         f"'occlusion', in that order")
-    return channels
-
-
 def count_windows(tracks, num_frames: int) -> int:
-    return sum(len(pipeline.window_starts(len(t.image_paths), num_frames, "cover")) for t in tracks)
+    return sum(len(pipeline.window_starts(len(t.image_paths), num_frames)) for t in tracks)
 
 
 def predict_tracks(predictor: Predictor, tracks, batch_size: int = 1,
@@ -239,16 +212,13 @@ def predict_tracks(predictor: Predictor, tracks, batch_size: int = 1,
     """(track index, its per-frame predictions) for every track, in order, as soon as its last window is done.
 
     `tracks`: objects with `image_paths` and `keypoints2d` (COCO-18), like `threedpw.PersonTrack`. Inputs are made
-    by the pipeline's target branch (`pipeline.make_target_dataset`, "cover" windows), windows combined by
+    by the pipeline's test branch (`pipeline.make_target_dataset`) with the predictor's contract, combined by
     `WINDOW_RULE`.
     """
     from tqdm import tqdm
-    config = predictor.config
-    dataset = pipeline.make_target_dataset(
-        None, num_frames=config.num_frames, batch_size=batch_size, crop_size=config.crop_size,
-        channels=channels_from_names(config.channels), flow_backend=config.flow_backend, windows="cover",
-        seed=0, repeat=False, tracks=tracks)  # every argument explicit: a run's gin bindings must not change them
-    bar = tqdm(total=count_windows(tracks, config.num_frames), desc=predictor.name, unit="window",
+    pre = predictor.pre
+    dataset = pipeline.make_target_dataset(tracks, pre, batch_size)
+    bar = tqdm(total=count_windows(tracks, pre.num_frames), desc=predictor.name, unit="window",
                disable=not progress, dynamic_ncols=True)
     current = None
     for features in dataset:
@@ -261,7 +231,7 @@ def predict_tracks(predictor: Predictor, tracks, batch_size: int = 1,
             if current is None or current.index != index:
                 if current is not None:
                     yield current.index, current.finish()
-                current = _TrackAssembler(int(index), len(tracks[index].image_paths), config.num_frames)
+                current = _TrackAssembler(int(index), len(tracks[index].image_paths), pre.num_frames)
             current.add(int(features["start"][b]), {k: v[b] for k, v in outputs.items()}, features["occluded"][b],
                         features["padding"][b], features["box_centre"][b], features["box_size"][b])
             bar.update(1)
@@ -438,10 +408,9 @@ def evaluate(predictor: Predictor, threedpw_root=None, split: str = SPLIT, track
     tracks = tracks if tracks is not None else threedpw.load_split(threedpw_root, split)
     if not tracks:
         raise ValueError(f"{threedpw_root}: the '{split}' split has no sequence files")
-    config = predictor.config
     meta = {"data": str(threedpw_root) if threedpw_root is not None else "(given tracks)", "split": split,
-            "num_frames": config.num_frames, "crop_size": config.crop_size, "channels": list(config.channels),
-            "flow_backend": config.flow_backend, "source": config.source, "step": config.step,
+            "preprocessing": predictor.pre.to_json(), "channels": list(predictor.pre.channels.names),
+            "source": predictor.source, "step": predictor.step,
             "window_rule": WINDOW_RULE,
             "protocols_defined": {p.name: {"joints": len(p.joint_names), "root": list(p.root),
                                            "weighting": p.weighting, "frames": p.frames} for p in PROTOCOLS}}
@@ -474,9 +443,11 @@ def comparison_table(results: list[EvaluationResult]) -> str:
         lines.append(f"| ours: {result.name} | {_number(s['pa_mpjpe_mm'])} | this run: {result.meta.get('data')} "
                      f"({result.meta.get('split')}, {s['frames']} frames, {s['tracks']} person-sequences) |")
     ours = {tuple(c for c in r.meta.get("channels", ()) if c != "occlusion") for r in results}
-    for row, channels, value in PAPER_TABLE_1:
-        mark = " (our configuration's row)" if channels is not None and channels in ours else ""
-        lines.append(f"| paper: {row}{mark} | {value:.1f} | published, paper Table 1, real 3DPW test set |")
+    for row in paper.TABLE_1:
+        mark = " (our configuration's row)" if row.channels is not None and row.channels in ours else ""
+        note = f" ({row.note})" if row.note else ""
+        lines.append(f"| paper: {row.label}{mark}{note} | {row.pa_mpjpe_mm:.1f} | published, paper Table 1, real "
+                     f"3DPW test set |")
     return "\n".join(lines)
 
 
@@ -572,8 +543,8 @@ def write_summaries(result: EvaluationResult, log_dir, step: int) -> Path:
     return log_dir
 
 
-def run(out_dir, threedpw_root, split: str = SPLIT, model_dir=None, saved_model=None, gin_files=(), gin_params=(),
-        checkpoint=None, baseline: bool = False, compare: bool = False, body_model_path=None, batch_size: int = 1,
+def run(out_dir, threedpw_root, split: str = SPLIT, model_dir=None, saved_model=None, checkpoint=None,
+        baseline: bool = False, compare: bool = False, body_model_path=None, batch_size: int = 1,
         plots: bool = True, sequences=None, progress: bool = True) -> tuple[list[EvaluationResult], dict]:
     """What `scripts/evaluate.py` does: evaluate a checkpoint or a SavedModel (and with `baseline` the mean pose,
     through the same code), write the report, and with `model_dir` TensorBoard summaries in `<model_dir>/eval_<split>`.
@@ -585,11 +556,9 @@ def run(out_dir, threedpw_root, split: str = SPLIT, model_dir=None, saved_model=
             raise ValueError(f"{threedpw_root}: none of the sequences {sorted(sequences)} is in the '{split}' split")
     predictors = []
     if model_dir is not None or saved_model is not None:
-        predictors.append(load_predictor(model_dir, saved_model, gin_files, gin_params, checkpoint))
+        predictors.append(load_predictor(model_dir, saved_model, checkpoint))
     if baseline or not predictors:
-        config = predictors[0].config if predictors else None
-        predictors.append(mean_pose_predictor(config.num_frames if config else pipeline.NUM_FRAMES,
-                                              config.crop_size if config else crops.CROP_SIZE, body_model_path))
+        predictors.append(mean_pose_predictor(predictors[0].pre if predictors else None, body_model_path))
     results = [evaluate(p, threedpw_root, split, tracks, batch_size, body_model_path, progress) for p in predictors]
     written = write_report(results, out_dir, compare, plots)
     if model_dir is not None:

@@ -7,7 +7,8 @@ units² for 2D. A body of ~1.7 m spans ~1.5 crop units (mean camera scale 0.9), 
 are of the same size.
 
 Target-domain examples (DANN, `labels["domain"] == 1`) have no labels: their supervised terms are zero and only the
-domain term sees them.
+domain term sees them. The trainer averages the supervised terms over the labelled clips and the domain term over all
+rows (`mhr_tf.training.step`), so the domain loss is the adversary's mean cross-entropy per row, whatever the batch.
 """
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ def domain_loss(logits: tf.Tensor, domain: tf.Tensor) -> tf.Tensor:
 def motion_hmr_losses(labels: dict, outputs: dict, joints3d_weight: float = JOINTS3D_WEIGHT,
                       keypoints2d_weight: float = KEYPOINTS2D_WEIGHT,
                       future_weight: float = FUTURE_WEIGHT) -> dict[str, tf.Tensor]:
-    """Every loss term `[B]` (unweighted, for logging) and their weighted sum under "total".
+    """Every loss term `[B]` (unweighted, for logging), their weighted sum over the supervised terms under
+    "supervised", and "total" = "supervised" + "domain" per row.
 
     Terms: f"{head}/joints3d" and f"{head}/keypoints2d" for head in `HEADS` (batch contract keys), and "domain" when
     the model has a DANN adversary (`outputs["domain/logits"]`). The future head's terms are scaled by
@@ -78,6 +80,7 @@ def motion_hmr_losses(labels: dict, outputs: dict, joints3d_weight: float = JOIN
                                                 labels[f"keypoints2d_valid_{head}"])
         terms[f"{head}/joints3d"], terms[f"{head}/keypoints2d"] = joints3d, keypoints2d
         total += head_weight * (joints3d_weight * joints3d + keypoints2d_weight * keypoints2d)
+    terms["supervised"] = total
     if "domain/logits" in outputs:
         if "domain" not in labels:
             raise ValueError("motion_hmr_losses: the model has a domain adversary (outputs['domain/logits']) but "

@@ -44,6 +44,7 @@ from tqdm import tqdm
 from mhr_tf import evaluate, geometry
 from mhr_tf.body import joints as joint_sets
 from mhr_tf.data import openpose, pipeline, threedpw, videos
+from mhr_tf.data.preprocessing import Preprocessing
 from mhr_tf.sim import render
 
 FORMAT = "mhr_tf.predict/1"
@@ -169,10 +170,11 @@ def video_track(out_frames_dir, video=None, keypoints_dir=None, threedpw_sequenc
 # --------------------------------------------------------------------------------------------------------------------
 # Per-frame results
 
-def frame_results(track: VideoTrack, prediction: evaluate.TrackPrediction, crop_size: int,
+def frame_results(track: VideoTrack, prediction: evaluate.TrackPrediction, pre: Preprocessing,
                   save_vertices: bool = False) -> dict[str, np.ndarray]:
     """The arrays of `predictions.npz` (see the module docstring)."""
-    confident = pipeline.coco_to_lsp_keypoints(track.keypoints2d)[..., 2] > pipeline.KEYPOINT_CONFIDENCE
+    crop_size = pre.crop_size
+    confident = pipeline.coco_to_lsp_keypoints(track.keypoints2d)[..., 2] > pre.confidence
     valid = ~np.asarray(prediction.occluded, bool)
     status = np.where(valid, STATUS_OK, np.where(track.present, STATUS_FEW_KEYPOINTS, STATUS_NO_PERSON))
     crop_points = geometry.normalized_to_crop_pixels(np.asarray(prediction.keypoints2d, np.float64), crop_size)
@@ -309,15 +311,15 @@ def predict_video(predictor: evaluate.Predictor, out_dir, video=None, keypoints_
         frames_dir = out_dir / "frames" if keep_frames else Path(scratch)
         track, fps = video_track(frames_dir, video, keypoints_dir, threedpw_sequence, person)
         ((_, prediction),) = list(evaluate.predict_tracks(predictor, [track], batch_size, progress))
-        config = predictor.config
-        results = frame_results(track, prediction, config.crop_size, save_vertices)
+        pre = predictor.pre
+        results = frame_results(track, prediction, pre, save_vertices)
         image_hw = tuple(int(v) for v in threedpw.read_image(track.image_paths[0]).shape[:2])
         header = {
             "format": FORMAT, "video": str(video) if video is not None else None,
             "keypoints": str(keypoints_dir if keypoints_dir is not None else threedpw_sequence),
-            "person": person, "model": predictor.name, "model_source": config.source,
+            "person": person, "model": predictor.name, "model_source": predictor.source,
             "num_frames": len(track.image_paths), "fps": fps, "image_size": list(image_hw),
-            "window_frames": config.num_frames, "crop_size": config.crop_size, "channels": list(config.channels),
+            "preprocessing": pre.to_json(),
             "combination_rule": evaluate.WINDOW_RULE, "units": UNITS,
             "joint_sets": {"joints3d": list(joint_sets.LSP_14), "smpl_joints3d": list(joint_sets.SMPL_24),
                            "keypoints2d": list(joint_sets.LSP_14)},
@@ -330,7 +332,7 @@ def predict_video(predictor: evaluate.Predictor, out_dir, video=None, keypoints_
         written["json"].write_text(json.dumps(results_json(results, header)) + "\n")
         if overlay:
             written["overlay"] = write_overlay(out_dir / "overlay.mp4", track, results, prediction.vertices,
-                                               predictor.faces, config.crop_size, fps, progress)
+                                               predictor.faces, pre.crop_size, fps, progress)
     if keep_frames:
         written["frames"] = frames_dir
     return written

@@ -4,8 +4,9 @@
         --baseline --compare
     python scripts/evaluate.py --saved_model exports/demo --threedpw_root /data/3DPW --body_model /data/smpl
 
---model_dir rebuilds the network from <model_dir>/operative_config.gin (or --gin_file) and loads its newest
-checkpoint (or --checkpoint); --saved_model loads what scripts/export.py wrote. Both go through the same evaluation.
+--model_dir rebuilds the network from the run's preprocessing.json and model.json and loads its newest checkpoint
+(or --checkpoint); --saved_model loads what scripts/export.py wrote. Both go through the same evaluation, with the
+preprocessing contract the model was trained with.
 Writes results.md, results.json and plots/<sequence>_person<k>.png into --out (default <model_dir>/eval_<split>, else
 ./eval_<split>), and TensorBoard scalars into <model_dir>/eval_<split>. For real 3DPW give the official SMPL files
 with --body_model: the ground truth is SMPL's, and the open body model only stands in for it on simulator data.
@@ -21,10 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--model_dir", help="training run: checkpoints/ and operative_config.gin")
+    source.add_argument("--model_dir", help="training run: checkpoints/, preprocessing.json, model.json")
     source.add_argument("--saved_model", help="export directory (its newest version) or one version directory")
-    parser.add_argument("--gin_file", action="append", default=[], help="gin file of the run (repeatable)")
-    parser.add_argument("--gin_param", action="append", default=[], help="gin binding (repeatable)")
     parser.add_argument("--checkpoint", default=None, help="checkpoint prefix (default: newest in --model_dir)")
     parser.add_argument("--threedpw_root", default=None,
                         help="3DPW-format root with sequenceFiles/ and imageFiles/ (default: the simulator's)")
@@ -36,14 +35,20 @@ def main(argv=None):
     parser.add_argument("--compare", action="store_true", help="print the paper's Table 1 beside our numbers")
     parser.add_argument("--batch_size", type=int, default=1)
     parser.add_argument("--no_plots", action="store_true")
+    from mhr_tf import cli
+    cli.add_debug_flag(parser)
     args = parser.parse_args(argv)
+    return cli.run(lambda: _evaluate(args), args.debug)
 
-    from mhr_tf import evaluate, train
-    root = args.threedpw_root or train.simulator_root("threedpw")
+
+def _evaluate(args):
+    from mhr_tf import evaluate
+    from mhr_tf.training import inputs
+    root = args.threedpw_root or inputs.simulator_root("threedpw")
     out = args.out or (Path(args.model_dir) if args.model_dir else Path(".")) / f"eval_{args.split}"
-    results, written = evaluate.run(out, root, args.split, args.model_dir, args.saved_model, args.gin_file,
-                                    args.gin_param, args.checkpoint, args.baseline, args.compare, args.body_model,
-                                    args.batch_size, not args.no_plots, args.sequence)
+    results, written = evaluate.run(out, root, args.split, args.model_dir, args.saved_model, args.checkpoint,
+                                    args.baseline, args.compare, args.body_model, args.batch_size, not args.no_plots,
+                                    args.sequence)
     print(evaluate.markdown_table(results))
     if args.compare:
         print("\nThe paper's rows are its published numbers on the real 3DPW test set:\n")
@@ -53,7 +58,6 @@ def main(argv=None):
             print(f"note ({result.name}): {result.meta['pve_note']}")
     print(f"\nwrote {written['markdown']}, {written['json']} and {len(written['plots'])} plots"
           + (f"; TensorBoard: {written['tensorboard']}" if "tensorboard" in written else ""))
-    return 0
 
 
 if __name__ == "__main__":

@@ -16,23 +16,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model_dir", required=True, help="training run: checkpoints/ and operative_config.gin")
+    parser.add_argument("--model_dir", required=True, help="training run: checkpoints/, preprocessing.json, model.json")
     parser.add_argument("--export_dir", required=True, help="TF Serving's model base path")
     parser.add_argument("--version", type=int, default=None, help="version number (default: the next one)")
-    parser.add_argument("--gin_file", action="append", default=[], help="gin file of the run (repeatable)")
-    parser.add_argument("--gin_param", action="append", default=[], help="gin binding (repeatable)")
     parser.add_argument("--checkpoint", default=None, help="checkpoint prefix (default: newest in --model_dir)")
+    from mhr_tf import cli
+    cli.add_debug_flag(parser)
     args = parser.parse_args(argv)
+    return cli.run(lambda: _export(args), args.debug)
 
+
+def _export(args):
     from mhr_tf import export
-    path = export.export_checkpoint(args.model_dir, args.export_dir, args.version, args.gin_file, args.gin_param,
-                                    args.checkpoint)
-    config, _ = export.load_metadata(path)
-    print(f"exported {config.source} (step {config.step}) to {path}")
+    path = export.export_checkpoint(args.model_dir, args.export_dir, args.version, args.checkpoint)
+    meta = export.load_metadata(path)
+    print(f"exported {meta.source} (step {meta.step}) to {path}")
     print(f"signature '{export.SIGNATURE}': input '{export.INPUT_NAME}' float32 "
-          f"{config.to_json()['input_shape']} (channels {', '.join(config.channels)}); outputs "
-          f"{', '.join(export.SERVING_OUTPUTS)} for {config.num_frames} frames")
-    return 0
+          f"{export.input_spec(meta.pre).shape.as_list()} (channels {', '.join(meta.pre.channels.names)}); outputs "
+          f"{', '.join(export.SERVING_OUTPUTS)} for {meta.pre.num_frames} frames")
 
 
 if __name__ == "__main__":

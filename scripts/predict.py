@@ -24,20 +24,22 @@ def main(argv=None):
     parser.add_argument("--person", type=int, default=0, help="person index in the 3DPW sequence")
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--saved_model", help="export directory (its newest version) or one version directory")
-    model.add_argument("--model_dir", help="training run: checkpoints/ and operative_config.gin")
-    parser.add_argument("--gin_file", action="append", default=[], help="gin file of the run (repeatable)")
-    parser.add_argument("--gin_param", action="append", default=[], help="gin binding (repeatable)")
+    model.add_argument("--model_dir", help="training run: checkpoints/, preprocessing.json, model.json")
     parser.add_argument("--checkpoint", default=None, help="checkpoint prefix (default: newest in --model_dir)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--batch_size", type=int, default=1)
     parser.add_argument("--no_overlay", action="store_true", help="skip overlay.mp4")
     parser.add_argument("--save_vertices", action="store_true", help="add vertices [N, V, 3] to predictions.npz")
     parser.add_argument("--keep_frames", action="store_true", help="keep the decoded frames in <out>/frames")
+    from mhr_tf import cli
+    cli.add_debug_flag(parser)
     args = parser.parse_args(argv)
+    return cli.run(lambda: _predict(args), args.debug)
 
+
+def _predict(args):
     from mhr_tf import evaluate, predict
-    predictor = evaluate.load_predictor(args.model_dir, args.saved_model, args.gin_file, args.gin_param,
-                                        args.checkpoint)
+    predictor = evaluate.load_predictor(args.model_dir, args.saved_model, args.checkpoint)
     written = predict.predict_video(predictor, args.out, args.video, args.keypoints, args.threedpw, args.person,
                                     args.batch_size, not args.no_overlay, args.save_vertices, args.keep_frames,
                                     progress=True)
@@ -46,7 +48,6 @@ def main(argv=None):
           f"{len(content['frames_without_person'])} without the person, {len(content['frames_too_few_keypoints'])} "
           "with fewer than 7 keypoints (not predicted)")
     print("wrote " + ", ".join(str(p) for p in written.values()))
-    return 0
 
 
 if __name__ == "__main__":

@@ -12,10 +12,11 @@ import pytest
 import tensorflow as tf
 from scipy.spatial.transform import Rotation
 
-from mhr_tf import evaluate, export, geometry
+from mhr_tf import evaluate, geometry
 from mhr_tf.body import joints as joint_sets
 from mhr_tf.body import smpl
 from mhr_tf.data import threedpw
+from mhr_tf.data.preprocessing import Channels, Preprocessing
 from mhr_tf.model import regressor
 from mhr_tf.sim import writers
 
@@ -114,7 +115,7 @@ def split(tmp_path_factory):
     root = tmp_path_factory.mktemp("threedpw")
     truth = write_split(root)
     tracks = threedpw.load_split(root, "test")
-    predictor = evaluate.mean_pose_predictor(WINDOW, CROP)
+    predictor = evaluate.mean_pose_predictor(Preprocessing(num_frames=WINDOW, crop_size=CROP))
     predictions = dict(evaluate.predict_tracks(predictor, tracks))
     return {"root": root, "tracks": tracks, "truth": truth, "predictions": predictions, "predictor": predictor}
 
@@ -244,8 +245,8 @@ def counting_predictor(channels=("occlusion",)):
                    smpl_joints3d=np.zeros((batch, WINDOW, 24, 3), np.float32),
                    keypoints2d=np.zeros((batch, WINDOW, 14, 2), np.float32))
         return out
-    config = export.ServingConfig(WINDOW, CROP, tuple(channels), "dis")
-    return evaluate.Predictor(fn, config, np.zeros((0, 3), np.int32), "counting")
+    pre = Preprocessing(num_frames=WINDOW, crop_size=CROP, channels=Channels.from_names(channels))
+    return evaluate.Predictor(fn, pre, np.zeros((0, 3), np.int32), "counting")
 
 
 def test_each_frame_takes_the_window_where_it_is_most_central(split):
@@ -315,7 +316,8 @@ def test_report_json_markdown_plots_and_summaries(split, tmp_path):
     assert content[0]["protocols"]["official"]["frames"] == sum(EXPECTED_OFFICIAL.values())
     text = written["markdown"].read_text()
     assert "| 10.0 |" in text and "published, paper Table 1, real 3DPW test set" in text
-    assert "Flow + Keypoints (our configuration's row) | 74.7" in text
+    [row] = [line for line in text.splitlines() if "paper: Flow + Keypoints (our configuration's row)" in line]
+    assert "| 74.7 |" in row
     assert sorted(p.name for p in written["plots"]) == ["seqA_person0.png", "seqA_person1.png",
                                                         "seqB_person0.png", "seqC_person0.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written["plots"])

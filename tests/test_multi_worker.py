@@ -17,15 +17,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import background_windows_for
+
 # Two TensorFlow processes plus one in-process run: 6.5 min measured on the shared 2-core machine under load ~14.
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 GLOBAL_BATCH = 2
 # The tiny run of the brief; dropout off because each worker draws dropout masks for its own half of the batch, which
 # is right in distribution but not bit-equal to the single process's masks over the whole batch.
-BINDINGS = ["build_model.architecture = 'resnet_tiny'", "build_model.lstm_units = 8", "build_model.head_units = 8",
-            "build_model.regressor_units = 8", "build_model.dropout = 0.0", "train.crop_size = 32",
-            "train.num_frames = 5", f"train.batch_size = {GLOBAL_BATCH}", "train.checkpoint_every = 1",
+FRAMES = 5
+BINDINGS = ["ModelConfig.architecture = 'resnet_tiny'", "ModelConfig.lstm_units = 8", "ModelConfig.head_units = 8",
+            "ModelConfig.regressor_units = 8", "ModelConfig.dropout = 0.0", "Preprocessing.crop_size = 32",
+            f"Preprocessing.num_frames = {FRAMES}", f"train.batch_size = {GLOBAL_BATCH}", "train.checkpoint_every = 1",
             "train.validate_every = 0", "train.image_summary_every = 0", "train.summary_every = 1",
             "train.progress = False"]
 # Float32 gradients all-reduced across workers are summed in another order than one process's batch mean. The
@@ -86,35 +89,33 @@ def _run_workers(model_dir: Path, out_dir: Path, sim_data, steps: int) -> list[P
 def _single_process(model_dir: Path, sim_data, steps: int) -> list[np.ndarray]:
     """The same run in this process on one replica (the default 'mirrored' strategy); its final weights."""
     import gin
-    from mhr_tf import train
+    from mhr_tf import gin_config
+    from mhr_tf.model import motion_hmr
+    from mhr_tf.training import loop
     built = []
 
     def capture(*args, **kwargs):
         built.append(real(*args, **kwargs))
         return built[-1]
 
-    real, train.build_model = train.build_model, capture
+    real, motion_hmr.build_model = motion_hmr.build_model, capture
     try:
         gin.clear_config()
-        train.parse_gin(["gin/demo.gin"], BINDINGS)
-        train.train(model_dir, surreal_root=sim_data["surreal"], background_root=sim_data["backgrounds"],
-                    num_steps=steps)
+        gin_config.parse(["gin/demo.gin"], BINDINGS)
+        loop.train(model_dir, surreal_root=sim_data["surreal"], background_root=sim_data["backgrounds"],
+                   num_steps=steps)
     finally:
-        train.build_model = real
+        motion_hmr.build_model = real
         gin.clear_config()
     return built[-1].get_weights()
 
 
 def _restored_weights(checkpoint: str) -> list[np.ndarray]:
     """A fresh single-process model restored from a checkpoint file."""
-    import gin
     import tensorflow as tf
-    from mhr_tf import train
-    from mhr_tf.data import pipeline
-    gin.clear_config()
-    train.parse_gin(["gin/demo.gin"], BINDINGS)
-    model = train.build_model(crop_size=32, channels=pipeline.Channels().names, num_pairs=4)
-    gin.clear_config()
+    from mhr_tf.training import run_dir
+    pre, config = run_dir.read_run(Path(checkpoint).parent.parent)
+    model = config.build(pre.crop_size, pre.channels.names, num_pairs=pre.num_pairs, pretrained=False)
     tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
     return model.get_weights()
 
@@ -133,6 +134,7 @@ def runs(sim_data, tmp_path_factory):
     """Two workers train STEPS steps into one model_dir; one process trains the same STEPS steps into another."""
     root = tmp_path_factory.mktemp("multi_worker")
     model_dir = root / "workers"
+    background_windows_for(sim_data["backgrounds"], FRAMES)
     return {"model_dir": model_dir, "workers": _run_workers(model_dir, root, sim_data, STEPS),
             "single": _single_process(root / "single", sim_data, STEPS)}
 
@@ -166,7 +168,8 @@ def test_workers_train_on_disjoint_halves_of_the_single_process_batches(runs):
 
 def test_only_the_chief_writes_the_model_dir(runs):
     model_dir = runs["model_dir"]
-    assert sorted(p.name for p in model_dir.iterdir()) == ["checkpoints", "operative_config.gin", "train"]
+    assert sorted(p.name for p in model_dir.iterdir()) == ["checkpoints", "model.json", "operative_config.gin",
+                                                           "preprocessing.json", "train"]
     assert len(list((model_dir / "train").iterdir())) >= 1  # the chief's TensorBoard events (one per launch)
     assert "make_strategy.kind = 'multi_worker'" in (model_dir / "operative_config.gin").read_text()
 
@@ -188,11 +191,12 @@ def _worker_main(argv: list[str]) -> int:
     import importlib.util
 
     import tensorflow as tf
-    from mhr_tf import losses, train
+    from mhr_tf import losses
+    from mhr_tf.model import motion_hmr
     spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    built, real_build, real_losses = [], train.build_model, losses.motion_hmr_losses
+    built, real_build, real_losses = [], motion_hmr.build_model, losses.motion_hmr_losses
 
     def capture(*args, **kwargs):
         built.append(real_build(*args, **kwargs))
@@ -204,7 +208,7 @@ def _worker_main(argv: list[str]) -> int:
         tf.print(tf.strings.join(["[", printed, "]"]), output_stream=f"file://{prefix}.index")
         return real_losses(labels, outputs, **kwargs)
 
-    train.build_model, losses.motion_hmr_losses = capture, recording_losses
+    motion_hmr.build_model, losses.motion_hmr_losses = capture, recording_losses
     status = script.main(train_args)
     np.savez(f"{prefix}.npz", *built[-1].get_weights())
     return status

@@ -6,13 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from mhr_tf import evaluate, export, predict
+from mhr_tf import evaluate, predict
 from mhr_tf.body import joints as joint_sets
 from mhr_tf.data import openpose, videos
-from mhr_tf.model import motion_hmr
 from mhr_tf.sim import writers
 from tests.test_evaluate import IMAGE_HW, body_truth, motion, project_coco
-from tests.test_export import CHANNELS, CROP, TINY, WINDOW, perturb
+from tests.test_export import CHANNELS, CROP, PRE, TINY, WINDOW, perturb
 
 NUM_FRAMES = 12
 NO_PERSON_FRAMES = (4,)         # an OpenPose file with nobody in it
@@ -22,9 +21,9 @@ FEW_KEYPOINTS_FRAMES = (9,)     # the person, with 5 confident keypoints (< 7: a
 
 @pytest.fixture(scope="module")
 def tiny_predictor():
-    model = motion_hmr.build_model(crop_size=CROP, channels=CHANNELS, with_vertices=True, **TINY)
+    model = TINY.build(CROP, CHANNELS, with_vertices=True)
     perturb(model, seed=5)
-    return evaluate.keras_predictor(model, export.ServingConfig(WINDOW, CROP, CHANNELS, "dis", source="test"))
+    return evaluate.keras_predictor(model, PRE, source="test")
 
 
 def make_clip(directory):

@@ -102,12 +102,11 @@ def translate_frames(images: tf.Tensor, shift: tf.Tensor, fill_value: float = 0.
     return tf.ensure_shape(out, images.shape)
 
 
-def follow_camera(example: dict, seed: tf.Tensor, *, track: bool = True) -> dict:
+def follow_camera(example: dict, *, track: bool = True) -> dict:
     """Pipeline step: translate the person (pixels, segmentation, depth, 2D joints) by the camera shift.
 
     Reads `camera_shift [T, 2]`; with `track=False` (Table 2, "no background tracking") the person is not moved.
     """
-    del seed  # deterministic step
     if not track:
         return dict(example)
     shift = tf.round(tf.convert_to_tensor(example["camera_shift"], tf.float32))

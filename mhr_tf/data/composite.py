@@ -13,18 +13,16 @@ def person_mask(example: dict) -> tf.Tensor:
     return mask
 
 
-def composite(example: dict, seed: tf.Tensor) -> dict:
+def composite(example: dict) -> dict:
     """Pipeline step: `frames [T, H, W, 3] uint8` = the person where shown, the background elsewhere."""
-    del seed  # deterministic step
     out = dict(example)
     out["frames"] = tf.where(person_mask(example)[..., None], example["person_rgb"], example["background"])
     return out
 
 
-def freeze_background(example: dict, seed: tf.Tensor) -> dict:
+def freeze_background(example: dict) -> dict:
     """Pipeline step for Table 2's "static background": one background frame (the centre one) for the whole clip,
     as SURREAL itself composites; the camera does not move, so nothing is tracked."""
-    del seed
     out = dict(example)
     background = tf.convert_to_tensor(example["background"])
     centre = tf.shape(background)[0] // 2

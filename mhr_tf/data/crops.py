@@ -10,13 +10,10 @@ from __future__ import annotations
 import tensorflow as tf
 
 from mhr_tf import geometry
-
-CROP_SIZE = 224          # App. A
-PERSON_HEIGHT_PX = 150.0  # App. A, at CROP_SIZE
+from mhr_tf.data.preprocessing import HEATMAP_REFERENCE_CROP, BoxRule
 
 
-def hmr_boxes(keypoints: tf.Tensor, valid: tf.Tensor,
-              person_px: float = PERSON_HEIGHT_PX) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+def hmr_boxes(keypoints: tf.Tensor, valid: tf.Tensor, person_px: float) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """One square box per frame around the valid keypoints.
 
     keypoints: [T, K, 2] (x, y) image pixels; valid: [T, K] bool.
@@ -33,8 +30,30 @@ def hmr_boxes(keypoints: tf.Tensor, valid: tf.Tensor,
     diagonal = tf.norm(hi - lo, axis=-1)
     ok &= diagonal > 1.0
     centre = tf.where(ok[:, None], (lo + hi) / 2.0, tf.zeros_like(lo))
-    size = tf.where(ok, diagonal * (CROP_SIZE / person_px), tf.ones_like(diagonal))
+    size = tf.where(ok, diagonal * (HEATMAP_REFERENCE_CROP / person_px), tf.ones_like(diagonal))
     return centre, size, ok
+
+
+def person_boxes(joints14: tf.Tensor, valid14: tf.Tensor, rule: BoxRule,
+                 image_hw: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    """The contract's box for every frame of a clip: `rule` applied to LSP-14 points `[T, 14, 2]` (image pixels)
+    with `valid14 [T, 14]` bool, frames without a box filled from their neighbours in time.
+
+    Training passes the in-frame ground-truth joints, test the confident detections: the same function, the same
+    joints (`rule.joints`). A clip with no box at all (no frame has two valid joints) gets the whole image when
+    `image_hw` is given, else an error at run time.
+    """
+    index = list(rule.lsp_indices)
+    points = tf.gather(tf.convert_to_tensor(joints14, tf.float32), index, axis=1)
+    valid = tf.gather(tf.convert_to_tensor(valid14, tf.bool), index, axis=1)
+    centre, size, ok = hmr_boxes(points, valid, rule.person_px)
+    if image_hw is None:
+        tf.debugging.assert_equal(tf.reduce_any(ok), True, message="person_boxes: no frame of the clip has a box")
+        return fill_missing_boxes(centre, size, ok)
+    hw = tf.cast(image_hw, tf.float32)
+    return tf.cond(tf.reduce_any(ok), lambda: fill_missing_boxes(centre, size, ok),
+                   lambda: (tf.broadcast_to((hw[::-1] - 1.0) / 2.0, tf.shape(centre)),  # pixel centres at integers
+                            tf.broadcast_to(tf.reduce_min(hw), tf.shape(size))))
 
 
 def fill_missing_boxes(centre: tf.Tensor, size: tf.Tensor, ok: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -4,7 +4,7 @@ Backends:
 - "dis": OpenCV's DIS flow (fast; the default for training on CPUs).
 - "tvl1": OpenCV contrib's TV-L1 (the classical method the paper uses for camera motion; ~0.25 s per 224-px pair).
 - "tf_tvl1": `mhr_tf.data.tf_flow`'s TV-L1 in TensorFlow ops (XLA-compiled): no Python, so it runs on tf.data
-  service workers (issue 9).
+  service workers and inside the model on an accelerator.
 - "saved_model:<dir>": a user's converted FlowNet/RAFT SavedModel, called as `f(image1, image2)` on
   `[N, H, W, 3]` float32 RGB in [0, 255], returning `[N, H, W, 2]` (x, y) pixels. Runs in the TF graph.
 The OpenCV backends are Python steps (tf.numpy_function); the SavedModel backend keeps the graph Python-free.
@@ -17,9 +17,9 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-# App. B: "Optical flow estimates are divided by 20 to put them in the same range as RGB pixels (roughly -1 to 1)"
-# and "we expand 2 channels to 3 by adding an extra channel which is the flow magnitude".
-FLOW_DIVISOR = 20.0
+from mhr_tf.data.preprocessing import FlowSettings
+
+# App. B: "we expand 2 channels to 3 by adding an extra channel which is the flow magnitude".
 FLOW_CHANNELS = 3
 OPENCV_METHODS = ("dis", "tvl1")
 SAVED_MODEL_PREFIX = "saved_model:"
@@ -77,18 +77,21 @@ def _load_saved_model(path: str):
     return model
 
 
-@functools.lru_cache(maxsize=1)
-def _tf_tvl1():
+@functools.lru_cache(maxsize=4)
+def tf_tvl1(overrides: tuple[tuple[str, float], ...] = ()):
+    """The TF TV-L1 estimator with `TVL1Params` overrides, built once per setting."""
     from mhr_tf.data import tf_flow  # imported on use: the OpenCV backends never need it
-    return tf_flow.TVL1Flow()
+    return tf_flow.TVL1Flow(**dict(overrides))
 
 
-def compute_flow(pairs: tf.Tensor, backend: str = "dis") -> tf.Tensor:
-    """pairs: [N, 2, H, W, 3] float32 RGB 0..255 -> flow [N, H, W, 2] float32 (x, y) pixels."""
+def compute_flow(pairs: tf.Tensor, settings: FlowSettings) -> tf.Tensor:
+    """pairs: [N, 2, H, W, 3] float32 RGB 0..255 -> flow [N, H, W, 2] float32 (x, y) pixels, by the contract's
+    backend (`settings.backend`, with `settings.tvl1` for "tf_tvl1")."""
+    backend = settings.backend
     pairs = tf.convert_to_tensor(pairs, tf.float32)
     out_shape = pairs.shape[:1].concatenate(pairs.shape[2:4]).concatenate([2])
     if backend == TF_TVL1:
-        return tf.ensure_shape(_tf_tvl1()(pairs[:, 0], pairs[:, 1]), out_shape)
+        return tf.ensure_shape(tf_tvl1(settings.tvl1)(pairs[:, 0], pairs[:, 1]), out_shape)
     if backend.startswith(SAVED_MODEL_PREFIX):
         model = _load_saved_model(backend[len(SAVED_MODEL_PREFIX):])
         flow = model(pairs[:, 0], pairs[:, 1])
@@ -100,7 +103,8 @@ def compute_flow(pairs: tf.Tensor, backend: str = "dis") -> tf.Tensor:
     return tf.ensure_shape(flow, out_shape)
 
 
-def flow_channels(flow: tf.Tensor) -> tf.Tensor:
-    """[..., 2] flow in pixels -> [..., 3] network channels: flow / 20 and the magnitude of that (App. B)."""
-    scaled = tf.convert_to_tensor(flow, tf.float32) / FLOW_DIVISOR
+def flow_channels(flow: tf.Tensor, divisor: float) -> tf.Tensor:
+    """[..., 2] flow in pixels -> [..., 3] network channels: flow / `divisor` (App. B: 20, "to put them in the same
+    range as RGB pixels") and the magnitude of that (App. B: "an extra channel which is the flow magnitude")."""
+    scaled = tf.convert_to_tensor(flow, tf.float32) / divisor
     return tf.concat([scaled, tf.norm(scaled, axis=-1, keepdims=True)], axis=-1)

@@ -9,18 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from mhr_tf.body import joints as joint_sets
-
-# §3.2: "1 at the keypoint location and fall off with a Gaussian distribution with a standard deviation of 10 pixels"
-# in the 224-pixel crops of App. A.
-HEATMAP_SIGMA_PX = 10.0
-HEATMAP_REFERENCE_CROP = 224
-# App. B: "at least 20cm behind the depth map of the mesh in 3D are considered hidden". SURREAL's depth is the
-# distance along each pixel's ray (data/surreal.py), so a joint's depth is its distance from the camera centre.
-DEPTH_HIDE_MARGIN_M = 0.20
-# App. B: "We then unhide all leg keypoints with a 50% probability".
-LEG_UNHIDE_PROBABILITY = 0.5
-# App. B: "randomly unhide hidden keypoints and hide un-hidden keypoints with a 5% probability".
-FLIP_PROBABILITY = 0.05
+from mhr_tf.data.preprocessing import Augmentation
 
 # The heatmap joints are the first 12 of LSP-14, so heatmap joint k is `joints14[..., k, :]`.
 assert joint_sets.HEATMAP_12 == joint_sets.LSP_14[:12]
@@ -42,15 +31,13 @@ def pixel_lookup(image: tf.Tensor, points: tf.Tensor) -> tuple[tf.Tensor, tf.Ten
     return tf.gather_nd(image, index, batch_dims=1), inside
 
 
-def keypoint_visibility(example: dict, seed: tf.Tensor, *, leg_unhide_probability: float = LEG_UNHIDE_PROBABILITY,
-                        flip_probability: float = FLIP_PROBABILITY,
-                        depth_margin_m: float = DEPTH_HIDE_MARGIN_M) -> dict:
+def keypoint_visibility(example: dict, seed: tf.Tensor, rules: Augmentation) -> dict:
     """Pipeline step: App. B's visibility rules, in the paper's order, for the 12 heatmap joints of every frame.
 
     1. outside the background frame -> hidden; 2. covered by the SLIC occluder -> hidden; 3. on a totally occluded
-    frame -> hidden; 4. at least 20 cm behind the rendered depth -> hidden (a limb behind the body); then 5. with
-    probability 0.5 all leg keypoints of the clip are unhidden; 6. each keypoint flips (hidden <-> visible) with
-    probability 0.05.
+    frame -> hidden; 4. at least `rules.depth_margin_m` (20 cm) behind the rendered depth -> hidden (a limb behind the
+    body); then 5. with probability `rules.leg_unhide_probability` (0.5) all leg keypoints of the clip are unhidden;
+    6. each keypoint flips (hidden <-> visible) with probability `rules.flip_probability` (0.05).
     Reads `joints14_2d [T,14,2]` (frame pixels), `joints14_cam [T,14,3]` (metres, camera frame), `depth [T,H,W]`
     (metres along each pixel's ray, SURREAL's convention), optional `occluder [T,H,W]` bool and `occluded [T]`.
     Writes `keypoints_visible [T, 12]` bool.
@@ -65,12 +52,12 @@ def keypoint_visibility(example: dict, seed: tf.Tensor, *, leg_unhide_probabilit
         visible &= ~tf.cast(example["occluded"], tf.bool)[:, None]
     # Rule 4 compares like with like: the joint's distance along its own ray with the ray depth at its pixel.
     ray_distance = tf.norm(tf.convert_to_tensor(example["joints14_cam"], tf.float32)[:, :NUM_HEATMAPS], axis=-1)
-    visible &= ~(ray_distance >= depth_at + depth_margin_m)
+    visible &= ~(ray_distance >= depth_at + rules.depth_margin_m)
 
     seeds = tf.random.experimental.stateless_split(seed, 2)
-    unhide_legs = tf.random.stateless_uniform([], seeds[0]) < leg_unhide_probability
+    unhide_legs = tf.random.stateless_uniform([], seeds[0]) < rules.leg_unhide_probability
     visible |= tf.logical_and(unhide_legs, IS_LEG[None, :])
-    flip = tf.random.stateless_uniform(tf.shape(visible), seeds[1]) < flip_probability
+    flip = tf.random.stateless_uniform(tf.shape(visible), seeds[1]) < rules.flip_probability
     out = dict(example)
     out["keypoints_visible"] = tf.math.logical_xor(visible, flip)
     return out
@@ -90,7 +77,3 @@ def gaussian_heatmaps(points: tf.Tensor, visible: tf.Tensor, size: int, sigma: f
     gy = tf.exp(-0.5 * tf.square(dy / sigma))
     return gy[:, :, None, :] * gx[:, None, :, :]  # separable: [N, H, W, K]
 
-
-def heatmap_sigma(crop_size: int) -> float:
-    """σ in pixels of a `crop_size` crop: the paper's 10 px at 224, scaled with the crop."""
-    return HEATMAP_SIGMA_PX * crop_size / HEATMAP_REFERENCE_CROP

@@ -9,37 +9,35 @@ import numpy as np
 import tensorflow as tf
 
 from mhr_tf.data import keypoints
+from mhr_tf.data.preprocessing import MIN_VISIBLE_JOINTS
 
 # App. A: "between 10 and 30 superpixels per image", "compactness for the SLIC computation (0.01)", "the
 # concatenated (x,y) coordinates are multiplied by a random scalar between 4e-4 and 6e-4".
 SUPERPIXELS_PER_FRAME = (10, 30)
 SLIC_COMPACTNESS = 0.01
 SLIC_XY_SCALE = (4e-4, 6e-4)
-# The paper's scale is for 240x320 pixel coordinates; at another resolution the coordinates are rescaled so the
-# colour/position balance stays the paper's.
+# The paper's scale is for 240x320 pixel coordinates; at another resolution the coordinates are rescaled (by the
+# frame height, so pixels stay square) so the colour/position balance stays the paper's.
 SLIC_REFERENCE_HW = (240, 320)
-# App. A: the superpixel is discarded if it leaves "an average of less than 7 keypoints (out of the 14 ...) per frame".
-MIN_VISIBLE_JOINTS = 7
-# App. A: "The 'total occlusions' are up to 15 frames long in our training set."
-MAX_TOTAL_OCCLUSION_FRAMES = 15
 
 
 def _slic_features(frames: np.ndarray, rows: np.ndarray, cols: np.ndarray, camera_shift: np.ndarray,
                    xy_scale: float, full_hw: tuple[int, int]) -> np.ndarray:
-    """[T, h, w, 5] float32: colour in [0, 1] and camera-compensated (x, y) in 240x320 pixels times `xy_scale`.
+    """[T, h, w, 5] float32: colour in [0, 1] and camera-compensated (x, y) in 240-row pixels times `xy_scale`.
 
     frames [T, h, w, 3] are the samples at full-resolution pixel `rows [h]` x `cols [w]` of frames of size `full_hw`;
     camera_shift [T, 2] is in full-resolution pixels.
     App. A: SLIC clusters colour and position, with "the (x,y) pixel coordinates which have been modified to account
     for camera motion" (integrated median flow subtracted), "multiplied by a random scalar between 4e-4 and 6e-4".
     Colour is taken in [0, 1]: with 0..255 colour that scale would leave position without any weight. Positions are
-    expressed in the paper's 240x320 pixels whatever the resolution, so the colour/position balance stays the paper's.
+    expressed in pixels of a 240-row frame (the paper's 240x320; a wider frame keeps square pixels) whatever the
+    resolution, so the colour/position balance stays the paper's.
     """
-    full_h, full_w = full_hw
-    ref_h, ref_w = SLIC_REFERENCE_HW
+    full_h, _ = full_hw
+    zoom = SLIC_REFERENCE_HW[0] / full_h
     shift = np.asarray(camera_shift, np.float64)
-    x = (cols[None, None, :] - shift[:, 0, None, None]) * (ref_w / full_w)  # [T, 1, w]
-    y = (rows[None, :, None] - shift[:, 1, None, None]) * (ref_h / full_h)  # [T, h, 1]
+    x = (cols[None, None, :] - shift[:, 0, None, None]) * zoom  # [T, 1, w]
+    y = (rows[None, :, None] - shift[:, 1, None, None]) * zoom  # [T, h, 1]
     x, y = np.broadcast_arrays(x, y)
     colour = np.asarray(frames).astype(np.float32) / 255.0
     return np.concatenate([colour, (np.stack([x, y], -1) * xy_scale).astype(np.float32)], axis=-1)
@@ -119,8 +117,9 @@ def slic_occluder(example: dict, seed: tf.Tensor, *, enabled: bool = True,
                   min_visible_joints: float = MIN_VISIBLE_JOINTS) -> dict:
     """Pipeline step: one random superpixel removes the person's pixels it covers (App. A).
 
-    Reads `superpixels [T, H, W]` int32, `segm [T, H, W]` (0 = background), `joints14_2d [T, 14, 2]`.
-    The superpixel is discarded (no masking) when it does not touch the person, or when fewer than
+    Reads `superpixels [T, H, W]` int32 (the background window's labels, cropped: some ids may be absent),
+    `segm [T, H, W]` (0 = background), `joints14_2d [T, 14, 2]`. The superpixel is drawn uniformly among those present
+    in the clip, and discarded (no masking) when it does not touch the person, or when fewer than
     `min_visible_joints` of the 14 evaluation joints per frame stay visible on average.
     Writes `occluder [T, H, W]` bool (the applied mask, all False when discarded) and `occluded_by_slic` scalar bool.
     """
@@ -130,9 +129,9 @@ def slic_occluder(example: dict, seed: tf.Tensor, *, enabled: bool = True,
         out["occluder"] = tf.zeros_like(labels, tf.bool)
         out["occluded_by_slic"] = tf.constant(False)
         return out
-    count = tf.reduce_max(labels) + 1
-    chosen = tf.random.stateless_uniform([], seed, minval=0, maxval=count, dtype=tf.int32)
-    candidate = tf.equal(labels, chosen)
+    present = tf.where(tf.math.bincount(tf.reshape(labels, [-1]), dtype=tf.int32) > 0)[:, 0]
+    pick = tf.random.stateless_uniform([], seed, minval=0, maxval=tf.shape(present)[0], dtype=tf.int32)
+    candidate = tf.equal(labels, tf.cast(present[pick], tf.int32))
     person = tf.convert_to_tensor(example["segm"]) > 0
     touches = tf.reduce_any(candidate & person)
     visible = visible_joint_count(example["joints14_2d"], candidate)
@@ -142,8 +141,7 @@ def slic_occluder(example: dict, seed: tf.Tensor, *, enabled: bool = True,
     return out
 
 
-def total_occlusion(example: dict, seed: tf.Tensor, *, probability: float = 0.5,
-                    max_frames: int = MAX_TOTAL_OCCLUSION_FRAMES) -> dict:
+def total_occlusion(example: dict, seed: tf.Tensor, *, probability: float, max_frames: int) -> dict:
     """Pipeline step: in some clips, a run of 1..`max_frames` frames where the person is totally occluded (App. A).
 
     Writes `occluded [T]` float32: 1 on those frames (the input channels are zeroed there and the indicator channel

@@ -1,13 +1,11 @@
-"""TensorFlow Datasets builders for the training and evaluation sources (issue 9 §1), built with Apache Beam.
+"""TensorFlow Datasets builders for the training sources, built with Apache Beam.
 
-    surreal_clips     SURREAL clips cut into fixed windows of T frames, with the body's 14 evaluation joints
-    background_clips  Kinetics-style videos cut into windows, cropped to 240x320, with camera motion and SLIC labels
-    threedpw_tracks   3DPW person tracks cut into windows (images, 2D detections, 3D labels, validity masks)
+    surreal_clips     SURREAL clips, whole, with the body's 14 evaluation joints
+    background_clips  Kinetics-style videos as stored windows (resized, uncropped) with camera motion and SLIC labels
 
-Each example holds everything the online pipeline needs, so the pipeline's per-example part (issue 9 §2, tf.data
-service) is TF ops only: decoding an example is `tf.io.decode_png`/`decode_jpeg` and `tf.io.decode_compressed`,
-and each module's `source_fields(example)` turns one into the arrays `mhr_tf.data.pipeline.SyntheticSource` makes in
-Python today (same names, dtypes and units).
+Each example holds everything the online pipeline needs, so the pipeline (`mhr_tf.data.sources.TFDSSource`) is TF
+ops only and runs on tf.data service: it draws a clip's start and crop per example and decodes only those frames
+(`tf.io.decode_png`/`decode_jpeg`), giving the same raw example as the Python decoders of the files.
 
 Licensed data is never downloaded: it comes through TFDS's manual-download directory (`--manual_dir`, default
 `~/tensorflow_datasets/downloads/manual`), one folder per source (each builder's MANUAL_DOWNLOAD_INSTRUCTIONS says
@@ -15,9 +13,8 @@ where to get it):
 
     <manual_dir>/surreal/         SURREAL's data/cmu (train/, val/, test/)  | sim_surreal/      the simulator's
     <manual_dir>/kinetics/        <label>/<id>.mp4                          | sim_backgrounds/  the simulator's
-    <manual_dir>/3dpw/            sequenceFiles/, imageFiles/               | sim_3dpw/         the simulator's
 
-The simulator (`python scripts/make_synthetic.py {surreal,backgrounds,threedpw} --out <manual_dir>/sim_...`) writes
+The simulator (`python scripts/make_synthetic.py {surreal,backgrounds} --out <manual_dir>/sim_...`) writes
 the same formats and builds through the same builders, under the `sim_*` configs: a `sim_*` config refuses a file
 that is not simulated and a real config refuses one that is, so simulated data never passes for real data.
 
@@ -28,7 +25,6 @@ back to a plain Python generator (the same examples, one process).
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
 import importlib.resources.abc
 import logging
@@ -36,7 +32,6 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterable
 
-import numpy as np
 
 from mhr_tf.body import joints as joint_sets
 
@@ -54,7 +49,6 @@ except ImportError:
 BUILDER_MODULES = {
     "surreal_clips": "mhr_tf.datasets.surreal_clips",
     "background_clips": "mhr_tf.datasets.background_clips",
-    "threedpw_tracks": "mhr_tf.datasets.threedpw_tracks",
 }
 # Paper §4 / App. A: 31-frame clips by default; Table 3 also trains with 8, 16 and 56.
 WINDOW_LENGTHS = (31, 8, 16, 56)
@@ -145,27 +139,6 @@ class Guarded:
 # --------------------------------------------------------------------------------------------------------------------
 # Windows, seeds, manual-dir folders, simulated vs real
 
-def window_starts(length: int, window: int, stride: int) -> list[int]:
-    """Starts of the windows of `window` frames over `length` frames: every `stride` frames from 0, plus one window
-    ending on the last frame when the stride leaves frames uncovered. [] when `length < window`."""
-    if window < 1 or stride < 1:
-        raise ValueError(f"window_starts: window={window}, stride={stride} — expected positive integers")
-    last = length - window
-    if last < 0:
-        return []
-    starts = list(range(0, last + 1, stride))
-    if starts[-1] != last:
-        starts.append(last)
-    return starts
-
-
-def stable_seed(*parts) -> list[int]:
-    """Entropy for `np.random.default_rng` from ints and strings, the same on every machine and Python process
-    (unlike `hash()`): a window's randomness depends only on (config seed, file, window), never on the worker."""
-    return [int.from_bytes(hashlib.sha256(str(p).encode()).digest()[:8], "little") if isinstance(p, str) else int(p)
-            for p in parts]
-
-
 def source_root(manual_dir, folder: str, looks_right: Callable[[Path], bool], instructions: str) -> Path:
     """The folder holding one source's files: `<manual_dir>/<folder>`, or `manual_dir` itself when it has the
     source's layout (`looks_right`)."""
@@ -203,17 +176,6 @@ def body_model(path: str | None, gender: str):
     return smpl.joint_model(smpl.load_body_model(path, gender))
 
 
-def evaluation_joints(body, betas: np.ndarray, pose_cam: np.ndarray, joints3d_cam: np.ndarray) -> np.ndarray:
-    """`joints14_cam [T, 14, 3]` float32, metres, camera frame: the body's LSP-14 evaluation joints (regressed from
-    its vertices) for `betas [10]` and `pose_cam [T, 72]`, placed by the offset that puts the body's pelvis on the
-    file's (`joints3d_cam [T, 24, 3]`), as `mhr_tf.data.pipeline.SyntheticSource` does."""
-    from mhr_tf.body import smpl
-    num_frames = len(pose_cam)
-    vertices, model_joints = smpl.forward_numpy(body, np.broadcast_to(betas, (num_frames, len(betas))), pose_cam)
-    offset = joints3d_cam[:, :1] - model_joints[:, :1]
-    return (np.einsum("kv,tvc->tkc", body.lsp_regressor, vertices) + offset).astype(np.float32)
-
-
 def body_model_metadata(body_model_path) -> str:
     """What the builder records as the body model its 14 evaluation joints come from."""
     return "open body model (mhr_tf.body.open_body)" if body_model_path is None else str(body_model_path)
@@ -245,8 +207,10 @@ Workers read the licensed files with OpenCV and scipy, so --manual_dir must be a
 
 
 def _override_config(base, overrides: dict[str, str]):
-    """`base` with some fields replaced (values parsed by the field's type); its name lists the changes."""
+    """`base` with some fields replaced (values parsed by the field's type); its name lists the changes (a clip length
+    `num_frames` replaces the `t<T>` of the name, which is how a source finds the config for its clips)."""
     import dataclasses
+    import re
     if not overrides:
         return base
     fields = {f.name: f for f in dataclasses.fields(base)}
@@ -258,13 +222,15 @@ def _override_config(base, overrides: dict[str, str]):
         current = getattr(base, key)
         if isinstance(current, bool):
             values[key] = text.lower() in ("1", "true", "yes")
-        elif key == "stride" or isinstance(current, int):
+        elif isinstance(current, int):
             values[key] = int(text)
         elif isinstance(current, float):
             values[key] = float(text)
         else:
             values[key] = text
-    name = base.name + "".join(f"_{k}{text}" for k, text in sorted(overrides.items()))
+    name = base.name + "".join(f"_{k}{text}" for k, text in sorted(overrides.items()) if k != "num_frames")
+    if "num_frames" in overrides:
+        name = re.sub(r"(^|_)t\d+", rf"\g<1>t{values['num_frames']}", name, count=1)
     return dataclasses.replace(base, name=name, description=f"{base.description} ({overrides})", **values)
 
 
@@ -281,7 +247,7 @@ def build(name: str, data_dir=None, manual_dir=None, *, beam_runner: str | None 
     kwargs = {"data_dir": data_dir, "use_beam": use_beam}
     if body_model_path is not None:
         if name.startswith("background_clips"):
-            raise ValueError("background_clips takes no body model (only surreal_clips and threedpw_tracks do)")
+            raise ValueError("background_clips takes no body model (only surreal_clips does)")
         kwargs["body_model_path"] = body_model_path
     target = builder(name, config_overrides, **kwargs)
     beam_options = None

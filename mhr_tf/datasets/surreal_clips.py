@@ -1,19 +1,19 @@
-"""`surreal_clips`: SURREAL clips (Varol et al. 2017) cut into fixed windows of T frames, ready for the online pipeline.
+"""`surreal_clips`: SURREAL clips (Varol et al. 2017), whole, ready for the online pipeline's TFDS source.
 
-One example = one window of one clip, decoded by `mhr_tf.data.surreal.load_clip` (camera frame, unmirrored), plus
-the body's 14 evaluation joints computed at build time (`evaluation_joints`, the open body model by default).
+One example = one clip, decoded by `mhr_tf.data.surreal.load_clip` (camera frame, unmirrored), plus the body's 14
+evaluation joints computed at build time (`mhr_tf.data.sources.person_labels`, the open body model by default).
+Whole clips, so that the pipeline draws a T-frame clip's start uniformly per example, for any T, as the file source
+does (`mhr_tf.data.sources.draw_choices`); every per-frame image is encoded on its own, so only the drawn T frames
+are decoded.
 
 Encodings (measured on simulator clips; SURREAL's own are alike: a ~100-200 px person in a 320x240 frame):
 - `frames`: the person only — pixels off the person (segm 0) are set to 0 — as PNG: lossless on every pixel the
   pipeline uses (App. A composites with the hard segmentation mask, so SURREAL's own background is never shown),
-  ~7 KB/frame, ~1.7 ms/frame to decode. Whole frames would cost ~125 KB/frame as PNG, or ~27 KB/frame as JPEG q95
-  with a mean error of 4.5 levels (max 39) on the person.
-- `segm`: uint8 part ids, zlib: lossless, ~0.7 KB/frame.
-- `depth_mm`: uint16 millimetres along each pixel's ray (SURREAL's convention), zlib, DEPTH_MM_BACKGROUND off the
-  body: error <= 0.5 mm up to 65.534 m (far below App. B's 20 cm rule), ~3.5 KB/frame. (float16 would be ~2 KB/frame
-  but err up to 4 mm at 8-16 m and cannot hold the 1e10 background.) `depth_metres` decodes it.
+  ~7 KB/frame, ~1.7 ms/frame to decode.
+- `segm`: uint8 part ids, one PNG per frame: lossless, ~1 KB/frame.
+- `depth_mm`: uint16 millimetres along each pixel's ray (SURREAL's convention), one 16-bit PNG per frame,
+  DEPTH_MM_BACKGROUND off the body: error <= 0.5 mm up to 65.534 m (far below App. B's 20 cm rule).
 - joints, pose, betas: float32 as the decoder returns them (exact).
-`source_fields(example)` (TF ops) gives the fields of `mhr_tf.data.pipeline.SyntheticSource` from one example.
 """
 from __future__ import annotations
 
@@ -25,14 +25,14 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from mhr_tf import datasets, geometry
-from mhr_tf.data import surreal
+from mhr_tf import datasets
+from mhr_tf.data import sources, surreal
 from mhr_tf.geometry import SURREAL_IMAGE_HW
 from mhr_tf.sim.writers import SURREAL_SIM_SOURCE  # `source` in a simulated clip's _info.mat
 
 GENDERS = surreal.GENDERS  # the ClassLabel's order is SURREAL's `gender` codes: 0 female, 1 male
-DEPTH_MM_PER_METRE = 1000.0
-DEPTH_MM_BACKGROUND = np.iinfo(np.uint16).max  # stands for SURREAL's 1e10 "no surface"
+DEPTH_MM_PER_METRE = sources.DEPTH_MM_PER_METRE
+DEPTH_MM_BACKGROUND = sources.DEPTH_MM_BACKGROUND  # stands for SURREAL's 1e10 "no surface"
 DEPTH_MM_MAX = DEPTH_MM_BACKGROUND - 1  # 65.534 m: deeper surfaces are clipped (SURREAL's are 3-12 m away)
 PNG_COMPRESSION = 6  # cv2's zlib level for the person frames: 3x smaller than level 1, decode cost unchanged
 
@@ -47,34 +47,23 @@ with its _info.mat, _segm.mat and _depth.mat. Simulated (configs `sim_*`): run
 
 @dataclasses.dataclass
 class SurrealClipsConfig(tfds.core.BuilderConfig):
-    """num_frames: T of every window; stride: frames between window starts (None = T, windows side by side; a
-    last window ending on the clip's last frame is added when the stride leaves frames out); simulated: build the
-    simulator's files (`<manual_dir>/sim_surreal`) rather than SURREAL's (`<manual_dir>/surreal`)."""
-    num_frames: int = datasets.DEFAULT_NUM_FRAMES
-    stride: int | None = None
+    """simulated: build the simulator's files (`<manual_dir>/sim_surreal`) rather than SURREAL's
+    (`<manual_dir>/surreal`)."""
     simulated: bool = False
-
-    @property
-    def window_stride(self) -> int:
-        return self.stride or self.num_frames
 
 
 def _configs() -> list[SurrealClipsConfig]:
-    configs = []
-    for simulated in (False, True):
-        for t in datasets.WINDOW_LENGTHS:
-            prefix = datasets.SIM_PREFIX if simulated else ""
-            what = "the simulator's SURREAL-format clips" if simulated else "SURREAL"
-            configs.append(SurrealClipsConfig(name=f"{prefix}t{t}", num_frames=t, simulated=simulated,
-                                              description=f"{what}, windows of {t} frames side by side"))
-    return configs
+    return [SurrealClipsConfig(name="clips", simulated=False, description="SURREAL's clips, whole"),
+            SurrealClipsConfig(name=f"{datasets.SIM_PREFIX}clips", simulated=True,
+                               description="the simulator's SURREAL-format clips, whole")]
 
 
 class SurrealClips(tfds.core.GeneratorBasedBuilder):
-    """SURREAL clips as fixed windows of T frames (person frames, segmentation, depth, joints, pose, shape)."""
+    """SURREAL clips, whole (person frames, segmentation, depth, joints, pose, shape)."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release."}
+    VERSION = tfds.core.Version("2.0.0")
+    RELEASE_NOTES = {"1.0.0": "First release: fixed windows of T frames.",
+                     "2.0.0": "Whole clips, one encoded image per frame and field."}
     BUILDER_CONFIGS = _configs()
     MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
 
@@ -88,27 +77,26 @@ class SurrealClips(tfds.core.GeneratorBasedBuilder):
         super().__init__(**kwargs)
 
     def _info(self) -> tfds.core.DatasetInfo:
-        t, (h, w) = self.builder_config.num_frames, SURREAL_IMAGE_HW
+        h, w = SURREAL_IMAGE_HW
         smpl_joints, lsp_joints = surreal.NUM_JOINTS, datasets.NUM_EVALUATION_JOINTS
         floats = functools.partial(tfds.features.Tensor, dtype=np.float32)
+        frame_image = functools.partial(tfds.features.Image, shape=(h, w, 1), encoding_format="png")
         return self.dataset_info_from_configs(
             description=__doc__,
             features=tfds.features.FeaturesDict({
-                "frames": tfds.features.Video((t, h, w, 3), encoding_format="png",
+                "frames": tfds.features.Video((None, h, w, 3), encoding_format="png",
                                               doc="uint8 RGB, unmirrored; 0 off the person (segm 0)"),
-                "segm": tfds.features.Tensor(shape=(t, h, w), dtype=np.uint8, encoding="zlib",
-                                             doc="0 background, 1 + SMPL part"),
-                "depth_mm": tfds.features.Tensor(shape=(t, h, w), dtype=np.uint16, encoding="zlib",
-                                                 doc="mm along the ray; 65535 = no surface (see depth_metres)"),
-                "joints2d": floats(shape=(t, smpl_joints, 2), doc="SMPL_24, pixels: projection of joints3d_cam"),
-                "joints3d_cam": floats(shape=(t, smpl_joints, 3), doc="SMPL_24, metres, camera frame"),
-                "joints14_2d": floats(shape=(t, lsp_joints, 2), doc="LSP_14, pixels"),
-                "joints14_cam": floats(shape=(t, lsp_joints, 3), doc="LSP_14, body model, metres, camera frame"),
-                "pose_cam": floats(shape=(t, surreal.NUM_POSE), doc="SMPL axis-angle, root in the camera frame"),
+                "segm": tfds.features.Sequence(frame_image(dtype=np.uint8), doc="0 background, 1 + SMPL part"),
+                "depth_mm": tfds.features.Sequence(frame_image(dtype=np.uint16),
+                                                   doc="mm along the ray; 65535 = no surface"),
+                "joints2d": floats(shape=(None, smpl_joints, 2), doc="SMPL_24, pixels: projection of joints3d_cam"),
+                "joints3d_cam": floats(shape=(None, smpl_joints, 3), doc="SMPL_24, metres, camera frame"),
+                "joints14_2d": floats(shape=(None, lsp_joints, 2), doc="LSP_14, pixels"),
+                "joints14_cam": floats(shape=(None, lsp_joints, 3), doc="LSP_14, body model, metres, camera frame"),
+                "pose_cam": floats(shape=(None, surreal.NUM_POSE), doc="SMPL axis-angle, root in the camera frame"),
                 "betas": floats(shape=(surreal.NUM_BETAS,)),
                 "gender": tfds.features.ClassLabel(names=GENDERS),
                 "clip": tfds.features.Text(doc="the clip's .mp4, relative to the SURREAL root"),
-                "start": tfds.features.Scalar(dtype=np.int32, doc="first frame of the window in the clip"),
             }),
             homepage="https://www.di.ens.fr/willow/research/surreal/",
             citation="Varol et al., Learning from Synthetic Humans, CVPR 2017.",
@@ -131,8 +119,7 @@ class SurrealClips(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, root, clips, split):
         config = self.builder_config
-        process = functools.partial(clip_examples, root=str(root), num_frames=config.num_frames,
-                                    stride=config.window_stride, simulated=config.simulated,
+        process = functools.partial(clip_examples, root=str(root), simulated=config.simulated,
                                     body_model_path=self.body_model_path)
         return datasets.generate(clips, process, self.use_beam, f"surreal_{split}", (surreal.SurrealFormatError,),
                                  self.skip_bad_files)
@@ -179,50 +166,20 @@ def quantize_depth(depth: np.ndarray) -> np.ndarray:
     return np.where(depth >= surreal.DEPTH_BACKGROUND, DEPTH_MM_BACKGROUND, millimetres).astype(np.uint16)
 
 
-def depth_metres(depth_mm: tf.Tensor) -> tf.Tensor:
-    """TF inverse of `quantize_depth`: uint16 mm -> float32 metres, SURREAL's 1e10 where there is no surface."""
-    metres = tf.cast(depth_mm, tf.float32) / DEPTH_MM_PER_METRE
-    no_surface = tf.constant(surreal.DEPTH_BACKGROUND, tf.float32)
-    return tf.where(tf.equal(depth_mm, DEPTH_MM_BACKGROUND), no_surface, metres)
-
-
-def clip_examples(relative_path: str, *, root: str, num_frames: int, stride: int, simulated: bool,
-                  body_model_path: str | None):
-    """Every window of one clip as `(key, example)`: the clip is decoded once, the body run once over all frames."""
+def clip_examples(relative_path: str, *, root: str, simulated: bool, body_model_path: str | None):
+    """One clip as `(key, example)`: decoded once, the body run once over all frames."""
     mp4 = Path(root) / relative_path
     datasets.check_provenance(mp4, is_simulated_clip(mp4), simulated, "surreal_clips")
     clip = surreal.load_clip(mp4)
-    starts = datasets.window_starts(len(clip.frames), num_frames, stride)
-    if not starts:
-        datasets.count("surreal_clips_too_short")
-        return
-    body = datasets.body_model(body_model_path, clip.gender)
-    joints14_cam = datasets.evaluation_joints(body, clip.betas, clip.pose_cam, clip.joints3d_cam)
-    joints2d = geometry.project(clip.joints3d_cam.astype(np.float64), clip.intrinsics).astype(np.float32)
-    joints14_2d = geometry.project(joints14_cam.astype(np.float64), clip.intrinsics).astype(np.float32)
-    for start in starts:
-        window = slice(start, start + num_frames)
-        datasets.count("surreal_windows")
-        yield f"{relative_path}:{start:05d}", {
-            "frames": encode_person_frames(clip.frames[window], clip.segm[window]),
-            "segm": clip.segm[window],
-            "depth_mm": quantize_depth(clip.depth[window]),
-            "joints2d": joints2d[window], "joints3d_cam": clip.joints3d_cam[window],
-            "joints14_2d": joints14_2d[window], "joints14_cam": joints14_cam[window],
-            "pose_cam": clip.pose_cam[window], "betas": clip.betas, "gender": clip.gender,
-            "clip": relative_path, "start": np.int32(start),
-        }
-
-
-def source_fields(example: dict) -> dict:
-    """One decoded example -> the SURREAL fields of `mhr_tf.data.pipeline.SyntheticSource` (TF ops only):
-    person_rgb uint8, segm uint8, depth float32 metres (1e10 off the body), joints2d, joints3d_cam, joints14_2d,
-    joints14_cam, pose_cam, betas."""
-    out = {key: example[key] for key in ("segm", "joints2d", "joints3d_cam", "joints14_2d", "joints14_cam",
-                                         "pose_cam", "betas")}
-    out["person_rgb"] = example["frames"]
-    out["depth"] = depth_metres(example["depth_mm"])
-    return out
+    labels = sources.person_labels(clip, datasets.body_model(body_model_path, clip.gender))
+    datasets.count("surreal_clips")
+    yield relative_path, {
+        "frames": encode_person_frames(clip.frames, clip.segm),
+        "segm": clip.segm[..., None],
+        "depth_mm": quantize_depth(clip.depth)[..., None],
+        "joints3d_cam": clip.joints3d_cam, "pose_cam": clip.pose_cam, **labels, "betas": clip.betas,
+        "gender": clip.gender, "clip": relative_path,
+    }
 
 
 BUILDER = SurrealClips

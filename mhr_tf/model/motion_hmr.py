@@ -8,6 +8,8 @@ f"{head}/pose" [B, P, 72], f"{head}/betas" [B, P, 10], f"{head}/camera" [B, P, 3
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import keras
@@ -100,7 +102,8 @@ def build_model(crop_size: int = FULL_CROP_SIZE, channels=DEFAULT_CHANNELS, arch
     pair_trunk = trunk.PairTrunk(crop_size, channels, architecture, fused_batch_norm, name="trunk")
     inputs = keras.Input((num_pairs, crop_size, crop_size, pair_trunk.num_channels), name="inputs")
     features = pair_trunk(inputs)  # [B, P, D]
-    trunk.load_pretrained(pair_trunk, pretrained_weights)
+    if pretrained_weights is not False:  # False: a checkpoint's weights will replace them, nothing to load or say
+        trunk.load_pretrained(pair_trunk, pretrained_weights)
     context = temporal.bidirectional_lstm(lstm_units)(features)  # [B, P, 2 * lstm_units]
     body = BodyModelHead(body_model_path, gender, with_vertices, name="body_model")
     outputs = {}
@@ -113,6 +116,66 @@ def build_model(crop_size: int = FULL_CROP_SIZE, channels=DEFAULT_CHANNELS, arch
         outputs["domain/logits"] = dann.DomainAdversary(dann_weight, adversary_units, name="domain_adversary")(
             features)
     return keras.Model({"inputs": inputs}, outputs, name="motion_hmr")
+
+
+MODEL_CONFIG_FORMAT = "mhr_tf.model/1"
+MODEL_CONFIG_FILE = "model.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The network's own settings (`build_model`'s), saved as JSON beside every checkpoint and SavedModel so that a
+    trained model is rebuilt from its run directory alone. What the inputs look like (crop, channels, clip length)
+    is the preprocessing contract's, not this; DANN's weight is the training run's."""
+    architecture: str = "resnet50"
+    lstm_units: int = temporal.LSTM_UNITS
+    head_units: int = HEAD_UNITS
+    regressor_units: int = regressor.IEF_HIDDEN_UNITS
+    iterations: int = regressor.IEF_ITERATIONS
+    dropout: float = regressor.IEF_DROPOUT
+    body_model_path: str | None = None
+    gender: str = "neutral"
+    pretrained_weights: str | None = None
+    adversary_units: int = dann.ADVERSARY_UNITS
+    fused_batch_norm: bool = False
+
+    def build(self, crop_size: int, channels, num_pairs: int | None = None, with_vertices: bool = False,
+              dann_weight: float | None = None, pretrained: bool = True) -> keras.Model:
+        """`build_model` with these settings for inputs of `crop_size` and `channels`; `pretrained=False` skips the
+        ImageNet weights file (a checkpoint's weights replace them anyway)."""
+        kwargs = dataclasses.asdict(self)
+        if not pretrained:
+            kwargs["pretrained_weights"] = False
+        return build_model(crop_size=crop_size, channels=channels, num_pairs=num_pairs, with_vertices=with_vertices,
+                           dann_weight=dann_weight, **kwargs)
+
+    def to_json(self) -> dict:
+        return {"format": MODEL_CONFIG_FORMAT, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_json(cls, content: dict, where: str = "model config") -> "ModelConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in content.items() if k != "format"}
+        if content.get("format") != MODEL_CONFIG_FORMAT or set(values) != names:
+            raise ValueError(f"{where}: format {content.get('format')!r} with keys {sorted(values)} — expected "
+                             f"{MODEL_CONFIG_FORMAT!r} with {sorted(names)}")
+        return cls(**values)
+
+    def save(self, directory) -> Path:
+        path = Path(directory) / MODEL_CONFIG_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, directory) -> "ModelConfig":
+        path = Path(directory) / MODEL_CONFIG_FILE
+        try:
+            return cls.from_json(json.loads(path.read_text()), str(path))
+        except FileNotFoundError:
+            raise ValueError(f"{path}: missing — training writes the model's settings there") from None
 
 
 def assemble_sequence(outputs: dict) -> dict[str, tf.Tensor]:

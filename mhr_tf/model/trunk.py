@@ -17,13 +17,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from mhr_tf.body import joints as joint_sets
+from mhr_tf.data.preprocessing import CHANNEL_GROUPS
 from mhr_tf.model import batch_norm
 
 logger = logging.getLogger(__name__)
 
-# Input channel groups of the batch contract, in their fixed order, with their widths.
-CHANNEL_GROUPS = (("rgb", 3), ("flow", 3), ("heatmaps", len(joint_sets.HEATMAP_12)), ("occlusion", 1))
 _GROUP_WIDTH = dict(CHANNEL_GROUPS)
 # The groups whose conv1 filters come from the pretrained RGB filters (App. B); the others start random.
 PRETRAINED_GROUPS = ("rgb", "flow")

@@ -34,9 +34,9 @@ def shift_numpy(images: np.ndarray, shift: np.ndarray, fill) -> np.ndarray:
     return out
 
 
-def in_dataset(step, example: dict, seed) -> tuple[dict, dict]:
-    """`step` run inside `Dataset.map`: (element_spec, the single element as numpy)."""
-    ds = tf.data.Dataset.from_tensors(example).map(lambda ex: step(ex, tf.constant(seed, tf.int64)))
+def in_dataset(step, example: dict) -> tuple[dict, dict]:
+    """`step` (deterministic: no seed) run inside `Dataset.map`: (element_spec, the single element as numpy)."""
+    ds = tf.data.Dataset.from_tensors(example).map(step)
     return ds.element_spec, next(iter(ds.as_numpy_iterator()))
 
 
@@ -88,7 +88,7 @@ def person_example(num_frames=5, height=12, width=14, shift=None) -> dict:
 def test_follow_camera_moves_segm_rgb_depth_and_joints_by_the_integrated_shift():
     example = person_example()
     shift = example["camera_shift"]  # (t - 2) * (3, -2)
-    out = camera_motion.follow_camera(example, tf.constant([0, 0], tf.int64))
+    out = camera_motion.follow_camera(example)
     np.testing.assert_array_equal(out["segm"], shift_numpy(example["segm"], shift, 0))
     np.testing.assert_array_equal(out["person_rgb"], shift_numpy(example["person_rgb"], shift, 0))
     np.testing.assert_array_equal(out["depth"], shift_numpy(example["depth"], shift, DEPTH_BACKGROUND))
@@ -101,7 +101,7 @@ def test_follow_camera_moves_segm_rgb_depth_and_joints_by_the_integrated_shift()
 
 def test_follow_camera_rounds_a_fractional_shift_for_pixels_and_joints_alike():
     example = person_example(num_frames=3, shift=[[-1.4, 0.6], [0.0, 0.0], [2.6, -1.2]])
-    out = camera_motion.follow_camera(example, tf.constant([0, 0], tf.int64))
+    out = camera_motion.follow_camera(example)
     whole = np.array([[-1, 1], [0, 0], [3, -1]])
     np.testing.assert_array_equal(out["segm"], shift_numpy(example["segm"], whole, 0))
     np.testing.assert_allclose(out["joints2d"], example["joints2d"] + whole[:, None], atol=0)
@@ -109,7 +109,7 @@ def test_follow_camera_rounds_a_fractional_shift_for_pixels_and_joints_alike():
 
 def test_without_tracking_the_person_stays_put():
     example = person_example()
-    out = camera_motion.follow_camera(example, tf.constant([0, 0], tf.int64), track=False)
+    out = camera_motion.follow_camera(example, track=False)
     for key in ("segm", "person_rgb", "depth", "joints2d"):
         np.testing.assert_array_equal(out[key], example[key])
 
@@ -120,7 +120,7 @@ def test_the_person_follows_the_background_found_by_tvl1():
     shift = camera_motion.integrate_relative_to_centre(camera_motion.median_flow(background, "tvl1"))
     example = person_example(num_frames=5, height=48, width=64, shift=shift)
     example["segm"][:, 20:30, 25:33] = 3  # a larger person near the middle
-    out = camera_motion.follow_camera(example, tf.constant([0, 0], tf.int64))
+    out = camera_motion.follow_camera(example)
     body = np.asarray(out["segm"]).astype(bool)
     under_person = [background[t][body[t]] for t in range(5)]
     for t in range(5):
@@ -129,8 +129,8 @@ def test_the_person_follows_the_background_found_by_tvl1():
 
 def test_follow_camera_in_dataset_map_keeps_dtypes_shapes_and_values():
     example = person_example()
-    eager = camera_motion.follow_camera(example, tf.constant([0, 0], tf.int64))
-    spec, graph = in_dataset(camera_motion.follow_camera, example, [0, 0])
+    eager = camera_motion.follow_camera(example)
+    spec, graph = in_dataset(camera_motion.follow_camera, example)
     for key, value in example.items():
         assert spec[key].dtype.as_numpy_dtype == np.asarray(value).dtype, key
         assert spec[key].shape.as_list() == list(np.shape(value)), key

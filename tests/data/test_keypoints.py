@@ -8,11 +8,12 @@ import tensorflow as tf
 
 from mhr_tf.body import joints as joint_sets
 from mhr_tf.data import keypoints
+from mhr_tf.data.preprocessing import Augmentation, Preprocessing
 
 T, H, W = 3, 30, 40
 FOCAL, CX, CY = 30.0, 19.0, 14.0  # a small pinhole camera for these frames
 IS_LEG_12 = np.array([name in joint_sets.LEG_JOINTS for name in joint_sets.HEATMAP_12])
-NO_RANDOMNESS = dict(leg_unhide_probability=0.0, flip_probability=0.0)
+NO_RANDOMNESS = Augmentation(leg_unhide_probability=0.0, flip_probability=0.0)
 
 
 def in_dataset(step, example: dict, seed) -> tuple[dict, dict]:
@@ -34,8 +35,8 @@ def clear_view(num_frames: int = T) -> dict:
             "depth": np.full((num_frames, H, W), 1e10, np.float32)}
 
 
-def visibility(example: dict, seed=(0, 0), **rules) -> np.ndarray:
-    return keypoints.keypoint_visibility(example, tf.constant(seed, tf.int64), **rules)["keypoints_visible"].numpy()
+def visibility(example: dict, rules: Augmentation, seed=(0, 0)) -> np.ndarray:
+    return keypoints.keypoint_visibility(example, tf.constant(seed, tf.int64), rules)["keypoints_visible"].numpy()
 
 
 def test_keypoints_outside_the_frame_are_hidden():
@@ -46,7 +47,7 @@ def test_keypoints_outside_the_frame_are_hidden():
     points[1, 0] = [W - 0.4, 10.0]   # right of the last pixel
     points[1, 1] = [W - 0.6, H - 0.6]  # on the last pixel
     points[2, 2] = [10.0, H + 3.0]   # below the frame
-    visible = visibility(example, **NO_RANDOMNESS)
+    visible = visibility(example, NO_RANDOMNESS)
     expected = np.ones((T, 12), bool)
     expected[0, 0] = expected[1, 0] = expected[2, 2] = False
     np.testing.assert_array_equal(visible, expected)
@@ -61,13 +62,12 @@ def test_keypoints_under_the_occluder_and_on_totally_occluded_frames_are_hidden(
     expected = np.ones((T, 12), bool)
     expected[0, 3] = False
     expected[1] = False
-    np.testing.assert_array_equal(visibility(example, **NO_RANDOMNESS), expected)
+    np.testing.assert_array_equal(visibility(example, NO_RANDOMNESS), expected)
 
 
-def test_depth_rule_hides_a_joint_21cm_behind_the_ray_depth_and_keeps_one_19cm_behind():
-    """SURREAL's depth is the distance along each pixel's ray (data/surreal.py), so the joint's distance from the
-    camera centre is what is compared. The joint is off-axis (|X| = 5.59 m, z = 5 m), where planar z would be wrong:
-    5.0 is not 20 cm behind a ray depth of 5.38 m, yet the joint is 21 cm behind the surface along its ray."""
+def off_axis_joint_behind_the_surface(behind_m: list[float]) -> dict:
+    """clear_view with joint 0 off-axis (|X| = 5.59 m, z = 5 m) on pixel (31, 23) and the ray depth there set so the
+    joint is `behind_m[t]` metres behind the surface along its ray on frame t (negative: in front)."""
     example = clear_view()
     joint = np.array([2.0, 1.5, 5.0], np.float32)
     example["joints14_cam"][:, 0] = joint
@@ -75,14 +75,31 @@ def test_depth_rule_hides_a_joint_21cm_behind_the_ray_depth_and_keeps_one_19cm_b
     x, y = project(joint).astype(int)
     assert (x, y) == (31, 23) and np.allclose(project(joint), (31, 23))
     distance = float(np.linalg.norm(joint.astype(np.float64)))
-    example["depth"][:, y, x] = [distance - 0.19, distance - 0.21, distance + 0.5]  # behind, behind, in front
-    visible = visibility(example, **NO_RANDOMNESS)
+    example["depth"][:, y, x] = distance - np.asarray(behind_m)
+    return example
+
+
+def test_depth_rule_hides_a_joint_21cm_behind_the_ray_depth_and_keeps_one_19cm_behind():
+    """SURREAL's depth is the distance along each pixel's ray (data/surreal.py), so the joint's distance from the
+    camera centre is what is compared. The joint is off-axis (|X| = 5.59 m, z = 5 m), where planar z would be wrong:
+    5.0 is not 20 cm behind a ray depth of 5.38 m, yet the joint is 21 cm behind the surface along its ray."""
+    assert NO_RANDOMNESS.depth_margin_m == 0.20  # App. B: "at least 20cm behind the depth map"
+    example = off_axis_joint_behind_the_surface([0.19, 0.21, -0.5])  # behind, behind, in front
+    visible = visibility(example, NO_RANDOMNESS)
     np.testing.assert_array_equal(visible[:, 0], [True, False, True])
     assert visible[:, 1:].all()
 
 
-def many_visibilities(example: dict, num_seeds: int, **rules) -> np.ndarray:
-    step = tf.function(lambda seed: keypoints.keypoint_visibility(example, seed, **rules)["keypoints_visible"])
+def test_depth_rule_uses_the_margin_of_the_rules():
+    example = off_axis_joint_behind_the_surface([0.29, 0.31, 0.21])
+    visible = visibility(example, Augmentation(depth_margin_m=0.30, leg_unhide_probability=0.0, flip_probability=0.0))
+    np.testing.assert_array_equal(visible[:, 0], [True, False, True])
+    assert visible[:, 1:].all()
+
+
+def many_visibilities(example: dict, num_seeds: int, **probabilities) -> np.ndarray:
+    rules = Augmentation(**probabilities)
+    step = tf.function(lambda seed: keypoints.keypoint_visibility(example, seed, rules)["keypoints_visible"])
     return np.stack([step(tf.constant([s, 3], tf.int64)).numpy() for s in range(num_seeds)])  # [seeds, T, 12]
 
 
@@ -122,8 +139,8 @@ def test_keypoint_visibility_in_dataset_map_keeps_dtypes_shapes_and_values():
     example["occluded"][1] = 0.0
     example["occluder"] = np.zeros((T, H, W), bool)
     for seed in ([0, 1], [5, 1]):
-        eager = visibility(example, seed)
-        spec, graph = in_dataset(keypoints.keypoint_visibility, example, seed)
+        eager = visibility(example, Augmentation(), seed)
+        spec, graph = in_dataset(lambda ex, s: keypoints.keypoint_visibility(ex, s, Augmentation()), example, seed)
         assert spec["keypoints_visible"].dtype == tf.bool and spec["keypoints_visible"].shape.as_list() == [T, 12]
         np.testing.assert_array_equal(graph["keypoints_visible"], eager)
 
@@ -141,7 +158,7 @@ def heatmap_moments(heatmap: np.ndarray) -> tuple[float, float, float, float]:
 
 def test_heatmap_peak_position_and_sigma_measured_from_the_rendered_map():
     size = 224
-    sigma = keypoints.heatmap_sigma(size)
+    sigma = Preprocessing(crop_size=size).sigma_px
     assert sigma == 10.0  # §3.2: "a standard deviation of 10 pixels" in the 224-pixel crop
     points = np.array([[[100.3, 120.6], [60.0, 150.0], [30.0, 40.0]]], np.float32)
     maps = keypoints.gaussian_heatmaps(points, np.array([[True, True, False]]), size, sigma).numpy()
@@ -157,9 +174,9 @@ def test_heatmap_peak_position_and_sigma_measured_from_the_rendered_map():
 
 
 def test_heatmap_sigma_scales_with_the_crop():
-    assert keypoints.heatmap_sigma(112) == pytest.approx(5.0)
+    assert Preprocessing(crop_size=112).sigma_px == pytest.approx(5.0)
     maps = keypoints.gaussian_heatmaps(np.array([[[32.0, 30.5]]]), np.array([[True]]), 64,
-                                       keypoints.heatmap_sigma(64)).numpy()
+                                       Preprocessing(crop_size=64).sigma_px).numpy()
     _, _, sx, sy = heatmap_moments(maps[0, :, :, 0])
     np.testing.assert_allclose([sx, sy], [10.0 * 64 / 224] * 2, atol=1e-3)
 
@@ -167,8 +184,9 @@ def test_heatmap_sigma_scales_with_the_crop():
 def test_heatmaps_in_dataset_map_keep_dtypes_shapes_and_values():
     points = np.random.default_rng(0).uniform(0, 64, (4, 12, 2)).astype(np.float32)
     visible = np.random.default_rng(1).random((4, 12)) < 0.5
+    sigma = Preprocessing(crop_size=64).sigma_px
     ds = tf.data.Dataset.from_tensors((points, visible)).map(
-        lambda p, v: keypoints.gaussian_heatmaps(p, v, 64, keypoints.heatmap_sigma(64)))
+        lambda p, v: keypoints.gaussian_heatmaps(p, v, 64, sigma))
     assert ds.element_spec.shape.as_list() == [4, 64, 64, 12] and ds.element_spec.dtype == tf.float32
     np.testing.assert_array_equal(next(iter(ds)).numpy(), keypoints.gaussian_heatmaps(
-        points, visible, 64, keypoints.heatmap_sigma(64)).numpy())
+        points, visible, 64, sigma).numpy())

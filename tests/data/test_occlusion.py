@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from mhr_tf.body import joints as joint_sets
 from mhr_tf.data import camera_motion, composite, keypoints, occlusion
+from mhr_tf.data.preprocessing import MAX_TOTAL_OCCLUSION_FRAMES, MIN_VISIBLE_JOINTS, Augmentation
 
 
 def in_dataset(step, example: dict, seed) -> tuple[dict, dict]:
@@ -112,6 +113,21 @@ def test_slic_4d_rejects_mismatched_inputs():
         occlusion.slic_4d(np.zeros((3, 8, 8), np.uint8), np.zeros((3, 2)), 10, 5e-4)
 
 
+def test_slic_positions_are_in_240_row_pixels_on_both_axes():
+    """A 120x200 frame (wider than the paper's 4:3) has its positions doubled on both axes: pixels stay square, so a
+    superpixel's shape does not depend on the frame's aspect ratio. Camera shifts are in full-resolution pixels."""
+    rows, cols = np.array([1, 3, 119]), np.array([0, 5, 199])
+    frames = np.full((2, 3, 3, 3), 255, np.uint8)
+    shift = np.array([[1.5, -2.0], [0.0, 4.0]])
+    features = occlusion._slic_features(frames, rows, cols, shift, 5e-4, full_hw=(120, 200))
+    assert features.shape == (2, 3, 3, 5) and features.dtype == np.float32
+    np.testing.assert_array_equal(features[..., :3], 1.0)
+    x = (cols[None, None, :] - shift[:, 0, None, None]) * 2.0 * 5e-4  # float64 reference, 240 / 120 = 2 on x too
+    y = (rows[None, :, None] - shift[:, 1, None, None]) * 2.0 * 5e-4
+    np.testing.assert_allclose(features[..., 3], np.broadcast_to(x, (2, 3, 3)), rtol=1e-6)
+    np.testing.assert_allclose(features[..., 4], np.broadcast_to(y, (2, 3, 3)), rtol=1e-6)
+
+
 def test_slic_parameters_cover_the_paper_ranges():
     rng = np.random.default_rng(1)
     draws = [occlusion.sample_slic_parameters(rng) for _ in range(2000)]
@@ -171,14 +187,15 @@ def test_an_occluder_over_the_legs_is_kept_and_hides_the_leg_keypoints():
 
     seed = next(s for s, (kept, _) in enumerate(outcomes) if kept)
     occluded = occlusion.slic_occluder(example, tf.constant([seed, 1], tf.int64))
-    shown = composite.composite(occluded, tf.constant([0, 0], tf.int64))["frames"].numpy()
+    shown = composite.composite(occluded)["frames"].numpy()
     np.testing.assert_array_equal(shown[..., 0], np.where((example["segm"] > 0) & (labels != 0), 200, 7))
-    visible = keypoints.keypoint_visibility(occluded, tf.constant([0, 0], tf.int64), leg_unhide_probability=0.0,
-                                            flip_probability=0.0)["keypoints_visible"].numpy()
+    rules = Augmentation(leg_unhide_probability=0.0, flip_probability=0.0)
+    visible = keypoints.keypoint_visibility(occluded, tf.constant([0, 0], tf.int64), rules)["keypoints_visible"].numpy()
     np.testing.assert_array_equal(visible, np.tile(~IS_LEG_14[:keypoints.NUM_HEATMAPS], (T, 1)))
 
 
 def test_an_occluder_leaving_exactly_7_joints_visible_on_average_is_kept():
+    assert MIN_VISIBLE_JOINTS == 7  # App. A: "an average of less than 7 keypoints" discards the superpixel
     # Frames 0-1: label 0 covers 6 joints (8 left), frames 2-3: 8 joints (6 left): an average of exactly 7 left.
     # Label 1 covers the complement: 6, 6, 8, 8 left, also 7 on average. So every draw is kept.
     six, eight = list(range(6)), list(range(8))
@@ -213,6 +230,25 @@ def test_occluder_not_touching_the_person_is_discarded():
         np.testing.assert_array_equal(mask, (labels == 1) & kept)
 
 
+def test_the_occluder_is_drawn_among_the_labels_present_in_the_clip():
+    """A background window cropped from a larger video keeps only some of its superpixel ids: here 5 and 9 of 0..9.
+    Both leave exactly 7 joints per frame on average (as above), so every draw of a present label is kept: a draw of
+    an absent id would show as an empty, discarded occluder."""
+    six, eight = list(range(6)), list(range(8))
+    labels = np.where(covering([six, six, eight, eight]) == 0, 5, 9).astype(np.int32)
+    outcomes = occluder_outcomes(occluder_example(labels), num_seeds=200)
+    assert all(kept for kept, _ in outcomes)
+    chosen = []
+    for _, mask in outcomes:
+        assert mask.any()
+        (label,) = np.unique(labels[mask])
+        np.testing.assert_array_equal(mask, labels == label)
+        chosen.append(int(label))
+    assert set(chosen) == {5, 9}
+    rate = np.mean(np.array(chosen) == 5)  # uniform among the present labels
+    assert abs(rate - 0.5) < 4.5 * np.sqrt(0.25 / 200), rate
+
+
 def test_occluder_disabled_masks_nothing():
     out = occlusion.slic_occluder(occluder_example(covering([[0]] * T)), tf.constant([0, 0], tf.int64),
                                   enabled=False)
@@ -233,13 +269,16 @@ def test_slic_occluder_in_dataset_map_keeps_dtypes_shapes_and_values():
 # --------------------------------------------------------------------------------------------------------------------
 # Total occlusions
 
-def total_occlusion_draws(num_frames: int, probability: float, num_seeds: int) -> np.ndarray:
+def total_occlusion_draws(num_frames: int, probability: float, num_seeds: int,
+                          max_frames: int = MAX_TOTAL_OCCLUSION_FRAMES) -> np.ndarray:
     example = {"joints2d": tf.zeros([num_frames, 24, 2])}
-    step = tf.function(lambda seed: occlusion.total_occlusion(example, seed, probability=probability)["occluded"])
+    step = tf.function(lambda seed: occlusion.total_occlusion(example, seed, probability=probability,
+                                                              max_frames=max_frames)["occluded"])
     return np.stack([step(tf.constant([s, 7], tf.int64)).numpy() for s in range(num_seeds)])
 
 
 def test_total_occlusions_are_one_run_of_at_most_15_frames_at_the_given_rate():
+    assert MAX_TOTAL_OCCLUSION_FRAMES == 15  # App. A: "up to 15 frames long in our training set"
     draws = total_occlusion_draws(31, 0.3, 1500)  # [seeds, T] float32 indicator
     assert set(np.unique(draws)) <= {0.0, 1.0}
     occluded = draws.any(axis=1)
@@ -260,10 +299,19 @@ def test_total_occlusion_fits_a_clip_shorter_than_15_frames():
     assert draws.any(axis=1).all() and draws.sum(axis=1).max() == 8
 
 
+def test_total_occlusion_runs_are_at_most_max_frames_long():
+    draws = total_occlusion_draws(31, 1.0, 300, max_frames=4)
+    lengths = draws.sum(axis=1)
+    assert draws.any(axis=1).all() and lengths.min() == 1 and lengths.max() == 4
+
+
 def test_total_occlusion_in_dataset_map_keeps_dtypes_shapes_and_values():
     example = {"joints2d": np.zeros((31, 24, 2), np.float32)}
-    eager = occlusion.total_occlusion(example, tf.constant([5, 5], tf.int64), probability=1.0)
-    spec, graph = in_dataset(lambda ex, s: occlusion.total_occlusion(ex, s, probability=1.0), example, [5, 5])
+    eager = occlusion.total_occlusion(example, tf.constant([5, 5], tf.int64), probability=1.0,
+                                      max_frames=MAX_TOTAL_OCCLUSION_FRAMES)
+    spec, graph = in_dataset(lambda ex, s: occlusion.total_occlusion(ex, s, probability=1.0,
+                                                                     max_frames=MAX_TOTAL_OCCLUSION_FRAMES),
+                             example, [5, 5])
     assert spec["occluded"].dtype == tf.float32 and spec["occluded"].shape.as_list() == [31]
     np.testing.assert_array_equal(graph["occluded"], eager["occluded"].numpy())
     assert graph["occluded"].sum() >= 1
