@@ -1,8 +1,8 @@
 """The paper's ablations as one command: train and evaluate every row of Tables 1-3 (one gin file per row).
 
     python scripts/run_ablations.py --preset demo                  # demo size, on the simulator data of `make demo`
-    python scripts/run_ablations.py --preset paper --surreal_root SURREAL/cmu --background_root kinetics/ \
-        --threedpw_root 3DPW/ --body_model SMPL/ [--rows rgb,flow,kp] [--out runs/ablations]
+    python scripts/run_ablations.py --preset paper --surreal_root SURREAL/cmu --background_root kinetics/
+        --threedpw_root 3DPW/ --body_model SMPL/ [--rows rgb,flow,kp] [--out runs/ablations]   # one command
 
 --preset demo   every row at demo size on the simulator's data: gin/demo.gin's bindings over the row's file, the
                 row's clip length scaled so 31 frames become demo.gin's, --num_steps steps (default 150). Shows the
