@@ -1,139 +1,31 @@
-"""Time the SMPL layer: forward and forward+backward at the training batch, on this machine's CPU.
-
-B = 93 bodies: 3 clips x 31 frames (paper §4.3: "31 frames uses batch size 3"). Two models: the open body model and
-a 6890-vertex model with random arrays of SMPL's shapes (it is *not* SMPL: it only has SMPL's size, so the timing
-matches what the official model would cost). Prints a table and writes JSON (default benchmarks/body.json).
+"""Time the SMPL-layout body layer, forward and forward+backward (tf.function, with and without XLA), at the
+training batch: 93 bodies = 3 clips x 31 frames (paper §4.3), for the open body model and a random SMPL-sized one.
 
     python scripts/benchmark_body.py [--batch 93] [--repeats 20] [--out benchmarks/body.json]
 """
-from __future__ import annotations
-
 import argparse
-import json
 import os
-import platform
-import statistics
-import time
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from mhr_tf.body import joints, smpl  # noqa: E402
-
-TRAINING_BATCH = 3 * 31  # paper §4.3: 3 clips of 31 frames
-SMPL_NUM_FACES = 13776  # SMPL's mesh: 6890 vertices, 13776 triangles
+REPO = Path(__file__).resolve().parent.parent
 
 
-def random_smpl_sized_model(seed: int = 0) -> smpl.BodyModel:
-    """Random arrays with SMPL's shapes and SMPL's kinematic tree; named as what it is, not SMPL."""
-    rng = np.random.default_rng(seed)
-    num_vertices = smpl.SMPL_NUM_VERTICES
-    weights = np.zeros((num_vertices, smpl.NUM_JOINTS))
-    for v in range(num_vertices):  # SMPL skins each vertex to at most 4 joints
-        weights[v, rng.choice(smpl.NUM_JOINTS, 4, replace=False)] = rng.random(4)
-    J_regressor = rng.random((smpl.NUM_JOINTS, num_vertices)) * (rng.random((smpl.NUM_JOINTS, num_vertices)) < 0.01)
-    arrays = {
-        "v_template": rng.normal(0.0, 0.3, (num_vertices, 3)),
-        "shapedirs": rng.normal(0.0, 0.01, (num_vertices, 3, smpl.NUM_BETAS)),
-        "posedirs": rng.normal(0.0, 0.001, (num_vertices, 3, smpl.NUM_POSE_FEATURES)),
-        "J_regressor": J_regressor / J_regressor.sum(axis=1, keepdims=True),
-        "weights": weights / weights.sum(axis=1, keepdims=True),
-        "kintree_table": np.stack([joints.SMPL_PARENTS, np.arange(smpl.NUM_JOINTS)]),
-        "f": rng.integers(0, num_vertices, (SMPL_NUM_FACES, 3)),
-    }
-    return smpl.body_model_from_arrays(arrays, source="random arrays of SMPL's shapes (not SMPL)")
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=93, help="bodies per call")
+    parser.add_argument("--repeats", type=int, default=20, help="timed calls per mode")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "body.json", help="JSON report")
+    from mhr_tf import cli
+    cli.add_debug_flag(parser)
+    args = parser.parse_args(argv)
 
-
-def time_ms(run, repeats: int, warmup: int = 3) -> dict[str, float]:
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - start) * 1e3)
-    return {"median_ms": statistics.median(times), "min_ms": min(times)}
-
-
-def benchmark_model(name: str, model: smpl.BodyModel, batch: int, repeats: int) -> list[dict]:
-    rng = np.random.default_rng(1)
-    betas = tf.constant(rng.normal(0.0, 1.0, (batch, smpl.NUM_BETAS)), tf.float32)
-    pose = tf.constant(rng.normal(0.0, 0.4, (batch, smpl.NUM_JOINTS, 3)), tf.float32)
-    trans = tf.constant(rng.normal(0.0, 1.0, (batch, 3)), tf.float32)
-    constants = smpl.body_constants(model)
-
-    def forward(b, p, t):
-        return smpl.smpl_forward(constants, b, p, t)
-
-    def forward_backward(b, p, t):
-        with tf.GradientTape() as tape:
-            tape.watch([b, p])
-            outputs = smpl.smpl_forward(constants, b, p, t)
-            loss = tf.reduce_sum(tf.square(outputs["vertices"])) + tf.reduce_sum(tf.square(outputs["joints14"]))
-        return tape.gradient(loss, [b, p])
-
-    runs = {
-        "forward": tf.function(forward),
-        "forward+backward": tf.function(forward_backward),
-        "forward (XLA)": tf.function(forward, jit_compile=True),
-        "forward+backward (XLA)": tf.function(forward_backward, jit_compile=True),
-    }
-    results = []
-    for mode, fn in runs.items():
-        row = {"model": name, "vertices": model.num_vertices, "batch": batch, "mode": mode}
-        try:
-            row.update(time_ms(lambda: fn(betas, pose, trans), repeats))
-        except (tf.errors.OpError, NotImplementedError) as error:  # e.g. XLA unavailable on this build
-            row["error"] = f"{type(error).__name__}: {str(error).splitlines()[0]}"
-        results.append(row)
-    numpy_inputs = (betas.numpy(), pose.numpy(), trans.numpy())
-    row = {"model": name, "vertices": model.num_vertices, "batch": batch, "mode": "numpy forward_numpy"}
-    row.update(time_ms(lambda: smpl.forward_numpy(model, *numpy_inputs), max(3, repeats // 4), warmup=1))
-    results.append(row)
-    return results
-
-
-def print_table(results: list[dict]) -> None:
-    header = f"{'model':<20} {'V':>6} {'B':>4} {'mode':<24} {'median ms':>10} {'min ms':>8} {'bodies/s':>9}"
-    print(header)
-    print("-" * len(header))
-    for row in results:
-        if "error" in row:
-            print(f"{row['model']:<20} {row['vertices']:>6} {row['batch']:>4} {row['mode']:<24} {row['error']}")
-            continue
-        rate = row["batch"] / row["median_ms"] * 1e3
-        print(f"{row['model']:<20} {row['vertices']:>6} {row['batch']:>4} {row['mode']:<24} "
-              f"{row['median_ms']:>10.1f} {row['min_ms']:>8.1f} {rate:>9.0f}")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=TRAINING_BATCH)
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/body.json"))
-    args = parser.parse_args()
-
-    models = {"open (neutral)": smpl.load_body_model(None, "neutral"),
-              "random SMPL-sized": random_smpl_sized_model()}
-    results = []
-    for name, model in models.items():
-        results += benchmark_model(name, model, args.batch, args.repeats)
-    print_table(results)
-    report = {
-        "benchmark": "SMPL layer forward and forward+backward (mhr_tf.body.smpl)",
-        "machine": {"cpu": platform.processor() or platform.machine(), "logical_cpus": os.cpu_count(),
-                    "python": platform.python_version(), "tensorflow": tf.__version__,
-                    "load_average_1min_after": os.getloadavg()[0]},
-        "note": "CPU only; the machine may be shared, so times vary between runs.",
-        "results": results,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    def run():
+        from mhr_tf.bench import body
+        body.run(args.out, batch=args.batch, repeats=args.repeats)
+    return cli.run(run, args.debug)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,149 +1,37 @@
-"""Simulator benchmarks: renderer frames/s on one core (issue 4: 31 frames of a ~6k-vertex person at 320x240 in
-under 2 s) and background videos/min. Prints tables and merges the numbers into benchmarks/sim.json under the keys
-"renderer" and "backgrounds" (other benchmarks keep their own keys in that file).
+"""Simulator benchmarks on one core: renderer frames/s (budget: 31 frames of a ~6k-vertex person at 320x240 in under
+2 s), background videos per minute, simulator sequences per minute. Merged into benchmarks/sim.json.
 
     python scripts/benchmark_sim.py [--frames 31] [--repeats 3] [--out benchmarks/sim.json] [--png DIR]
-
-The person is the open body model's rest template (mhr_tf.body.smpl.load_body_model()), turning on the spot.
 """
-from __future__ import annotations
-
 import argparse
-import json
-import os
-import platform
-import tempfile
-import time
+import sys
 from pathlib import Path
 
-# One core, as the issue's budget states; set before numpy loads its BLAS.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+from mhr_tf import bench
 
-import numpy as np  # noqa: E402
-
-from mhr_tf.geometry import SURREAL_IMAGE_HW, SURREAL_INTRINSICS  # noqa: E402
-from mhr_tf.sim import backgrounds, render  # noqa: E402
-
-BUDGET_S = 2.0  # issue 4: 31 frames at 320x240 on one core
+REPO = Path(__file__).resolve().parent.parent
 
 
-def _person() -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
-    """The open body model's rest template: (name, vertices [V, 3] metres, faces [F, 3], part_ids [V])."""
-    from mhr_tf.body.smpl import load_body_model
-    model = load_body_model()
-    return f"open body model template ({model.source})", model.v_template, model.faces, model.part_ids
-
-
-def _sequence(vertices_rest: np.ndarray, frames: int, distance_m: float) -> np.ndarray:
-    """[T, V, 3] camera-frame vertices: the person turning once about the vertical and swaying sideways,
-    `distance_m` in front of the camera."""
-    out = []
-    for t in range(frames):
-        angle = 2 * np.pi * t / frames
-        c, s = np.cos(angle), np.sin(angle)
-        turned = vertices_rest @ np.array([[c, 0, -s], [0, 1, 0], [s, 0, c]])
-        # Rest frame (y up, facing +z) to camera frame (y down, facing the camera at -z).
-        cam = turned * np.array([1.0, -1.0, -1.0])
-        out.append(cam + np.array([0.3 * np.sin(angle), 0.1, distance_m]))
-    return np.stack(out)
-
-
-def benchmark_renderer(frames: int = 31, repeats: int = 3, png_dir: Path | None = None) -> dict:
-    """Seconds per `frames`-frame clip for a few configurations (best of `repeats`)."""
-    name, vertices_rest, faces, part_ids = _person()
-    rng = np.random.default_rng(0)
-    colours = render.clothing_colors(vertices_rest, part_ids, rng)
-    light_dir, ambient = render.random_lighting(rng)
-    background = np.full((*SURREAL_IMAGE_HW, 3), 96, dtype=np.uint8)
-    rows = []
-    for distance in (6.0, 3.0):
-        clip = _sequence(vertices_rest, frames, distance)
-        for cull in (False, True):
-            best, pixels = np.inf, 0
-            for _ in range(repeats):
-                start = time.perf_counter()
-                for vertices_cam in clip:
-                    out = render.render(vertices_cam, faces, SURREAL_INTRINSICS, SURREAL_IMAGE_HW, colours,
-                                        part_ids, light_dir, ambient, background, cull_back_faces=cull)
-                    pixels = max(pixels, int(out.mask.sum()))
-                best = min(best, time.perf_counter() - start)
-            rows.append({"distance_m": distance, "cull_back_faces": cull, "frames": frames,
-                         "seconds": round(best, 4), "frames_per_s": round(frames / best, 1),
-                         "max_body_pixels": pixels, "within_budget": bool(best * 31 / frames < BUDGET_S)})
-            if png_dir is not None and not cull:
-                import cv2
-                png_dir.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(png_dir / f"render_{distance:.0f}m.png"), out.rgb[..., ::-1])
-    return {"person": name, "vertices": int(len(vertices_rest)), "faces": int(len(faces)),
-            "image_hw": list(SURREAL_IMAGE_HW), "budget_s_per_31_frames": BUDGET_S, "rows": rows,
-            "machine": platform.processor() or platform.machine(), "numpy": np.__version__,
-            # Timings are wall-clock: a busy machine (other processes on the same cores) inflates them.
-            "load_average_1min": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count()}
-
-
-def benchmark_backgrounds(videos: int = 5, frames: int = 31) -> dict:
-    """Seconds to make and write `videos` background videos of `frames` frames (mp4), sizes as drawn."""
-    with tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
-        backgrounds.write_background_set(out, videos, frames, seed=0)
-        seconds = time.perf_counter() - start
-    return {"videos": videos, "frames": frames, "seconds": round(seconds, 3),
-            "videos_per_min": round(60 * videos / seconds, 1), "frames_per_s": round(videos * frames / seconds, 1)}
-
-
-def benchmark_make_synthetic(sequences: int = 2, frames: int = 31) -> dict:
-    """Sequences per minute on one core for `make_synthetic` surreal and threedpw (one process, CPU time)."""
-    from mhr_tf.sim import make
-    rows = {}
-    with tempfile.TemporaryDirectory() as out:
-        make.write_surreal_sequence(out, 0, 0, 4)  # load the body models once, outside the timing
-        for kind, write in (("surreal", make.write_surreal_sequence), ("threedpw", make.write_threedpw_sequence)):
-            start, cpu = time.perf_counter(), time.process_time()
-            for index in range(1, sequences + 1):
-                write(Path(out) / kind, 0, index, frames)
-            seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
-            rows[kind] = {"sequences": sequences, "frames": frames, "wall_s": round(seconds, 2),
-                          "cpu_s": round(cpu_seconds, 2),
-                          "sequences_per_min_per_core": round(60 * sequences / max(cpu_seconds, 1e-9), 1)}
-    return rows
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=31)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "benchmarks" / "sim.json")
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=31, help="frames per clip, video and sequence")
+    parser.add_argument("--repeats", type=int, default=3, help="renderer passes (best is reported)")
+    parser.add_argument("--videos", type=int, default=5, help="background videos written")
+    parser.add_argument("--sequences", type=int, default=2, help="simulator sequences written per kind")
     parser.add_argument("--png", type=Path, default=None, help="write the last frame of each distance here")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "sim.json",
+                        help="JSON report (merged: other keys of the file are kept)")
+    from mhr_tf import cli
+    cli.add_debug_flag(parser)
+    args = parser.parse_args(argv)
 
-    result = benchmark_renderer(args.frames, args.repeats, args.png)
-    print(f"renderer: {result['person']}, {result['vertices']} vertices, {result['faces']} faces, "
-          f"load average {result['load_average_1min']}, "
-          f"{result['image_hw'][1]}x{result['image_hw'][0]}, one core")
-    print(f"{'distance':>9} {'cull':>5} {'body px':>8} {'s/clip':>8} {'frames/s':>9} {'< 2 s/31':>9}")
-    for row in result["rows"]:
-        print(f"{row['distance_m']:>8.1f}m {str(row['cull_back_faces']):>5} {row['max_body_pixels']:>8d} "
-              f"{row['seconds']:>8.3f} {row['frames_per_s']:>9.1f} {str(row['within_budget']):>9}")
-
-    bg = benchmark_backgrounds(frames=args.frames)
-    print(f"backgrounds: {bg['videos']} videos x {bg['frames']} frames in {bg['seconds']:.2f} s = "
-          f"{bg['videos_per_min']:.0f} videos/min, {bg['frames_per_s']:.0f} frames/s (make + mp4 encode)")
-
-    synthetic = benchmark_make_synthetic(frames=args.frames)
-    for kind, row in synthetic.items():
-        print(f"make_synthetic {kind}: {row['sequences']} x {row['frames']} frames, "
-              f"{row['sequences_per_min_per_core']:.0f} sequences/min per core (CPU time)")
-
-    # Merge: other benchmarks keep their own keys in the same file.
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    merged = json.loads(args.out.read_text()) if args.out.exists() else {}
-    merged["renderer"] = result
-    merged["backgrounds"] = bg
-    merged["make_synthetic"] = synthetic
-    args.out.write_text(json.dumps(merged, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    def run():
+        bench.pin_threads()  # one core, as the renderer's budget states
+        from mhr_tf.bench import sim
+        sim.run(args.out, frames=args.frames, repeats=args.repeats, videos=args.videos, sequences=args.sequences,
+                png=args.png)
+    return cli.run(run, args.debug)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
