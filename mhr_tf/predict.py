@@ -41,11 +41,10 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
-from mhr_tf import evaluate, geometry
+from mhr_tf import evaluate, geometry, render
 from mhr_tf.body import joints as joint_sets
 from mhr_tf.data import openpose, pipeline, threedpw, videos
 from mhr_tf.data.preprocessing import Preprocessing
-from mhr_tf.sim import render
 
 FORMAT = "mhr_tf.predict/1"
 STATUS_OK, STATUS_NO_PERSON, STATUS_FEW_KEYPOINTS = "ok", "no_person", "too_few_keypoints"

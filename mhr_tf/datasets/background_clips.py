@@ -20,8 +20,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from mhr_tf import datasets
-from mhr_tf.data import background_windows, videos
-from mhr_tf.sim.backgrounds import ID_PREFIX as SIMULATED_ID_PREFIX  # the simulator's video ids
+from mhr_tf.data import background_windows, provenance, videos
 
 SPLIT = "train"  # Kinetics' class folders hold no split the paper uses: backgrounds are one training pool
 FRAME_ENCODINGS = ("jpeg", "png")
@@ -138,7 +137,8 @@ def _has_videos(path: Path) -> bool:
 def video_examples(relative_path: str, *, root: str, config: _Settings):
     """Every window of one video as `(key, example)`: the video is decoded once."""
     path = Path(root) / relative_path
-    datasets.check_provenance(path, path.stem.startswith(SIMULATED_ID_PREFIX), config.simulated, "background_clips")
+    datasets.check_provenance(path, provenance.is_simulated_background_id(path.stem), config.simulated,
+                              "background_clips")
     records, _, _ = background_windows.video_windows(path, config.num_frames, config.seed, config.slic_downsample,
                                                      config.flow_method, config.flow_scale)
     if not records:

@@ -26,9 +26,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from mhr_tf import datasets
-from mhr_tf.data import sources, surreal
+from mhr_tf.data import provenance, sources, surreal
 from mhr_tf.geometry import SURREAL_IMAGE_HW
-from mhr_tf.sim.writers import SURREAL_SIM_SOURCE  # `source` in a simulated clip's _info.mat
 
 GENDERS = surreal.GENDERS  # the ClassLabel's order is SURREAL's `gender` codes: 0 female, 1 male
 DEPTH_MM_PER_METRE = sources.DEPTH_MM_PER_METRE
@@ -142,7 +141,7 @@ def is_simulated_clip(mp4_path) -> bool:
     import scipy.io
     info_path = surreal.companion_path(mp4_path, "info")
     source = scipy.io.loadmat(info_path, variable_names=["source"]).get("source") if info_path.is_file() else None
-    return source is not None and str(np.asarray(source).reshape(-1)[0]).strip() == SURREAL_SIM_SOURCE
+    return source is not None and provenance.is_simulated_surreal_source(np.asarray(source).reshape(-1)[0])
 
 
 def encode_person_frames(frames: np.ndarray, segm: np.ndarray) -> list[bytes]:

@@ -58,7 +58,8 @@ def render_body(model, betas: np.ndarray, pose: np.ndarray, rng: np.random.Gener
     """One rendered picture [H, W, 3] uint8 of the posed body, centred, `distance_m` in front of the camera."""
     from scipy.spatial.transform import Rotation
     from mhr_tf.body import smpl
-    from mhr_tf.sim import render
+    from mhr_tf import render
+    from mhr_tf.sim import appearance
     vertices, _ = smpl.forward_numpy(model, betas[None], pose[None])
     turn = Rotation.from_euler("y", yaw_deg, degrees=True).as_matrix()
     v = vertices[0].astype(np.float64) @ turn.T @ SMPL_TO_CAMERA.T
@@ -66,7 +67,7 @@ def render_body(model, betas: np.ndarray, pose: np.ndarray, rng: np.random.Gener
     v[:, 2] += distance_m
     height, width = image_hw
     intrinsics = geometry.Intrinsics(300.0, 300.0, (width - 1) / 2.0, (height - 1) / 2.0)
-    colours = render.clothing_colors(model.v_template, model.part_ids, rng)
+    colours = appearance.clothing_colors(model.v_template, model.part_ids, rng)
     background = np.full((height, width, 3), 235, np.uint8)
     return render.render(v, model.faces, intrinsics, image_hw, vertex_colors=colours, part_ids=model.part_ids,
                          light_dir=np.array([-0.3, -0.6, -0.75]), ambient=0.45, background=background)

@@ -17,7 +17,7 @@ import numpy as np
 from mhr_tf import geometry
 from mhr_tf.body import joints as joint_sets
 from mhr_tf.data import surreal
-from mhr_tf.sim import render
+from mhr_tf import render
 
 # Shape prior: the open body model's betas are scaled so one unit is about one standard deviation of adults (as
 # SMPL's PCA betas are); extreme draws are clipped.

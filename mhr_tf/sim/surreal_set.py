@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from mhr_tf.data import provenance, surreal
-from mhr_tf.sim import backgrounds, motion, render, sets, writers
+from mhr_tf.sim import appearance, backgrounds, motion, sets, writers
 from mhr_tf.sim.cameras import SURREAL_FRAMING, fixed_camera
 from mhr_tf.sim.scene import (PELVIS, body_model, forward_body, preload_bodies, random_betas, render_clip,
                               rotate_root, sequence_rng, split_for_index)
@@ -93,8 +93,8 @@ def make_surreal_sequence(seed: int, index: int, num_frames: int, body_model_pat
     joints_cam = (joints - centre) @ rotation.T
     pose_cam = rotate_root(moving.pose, rotation)
 
-    colours = render.clothing_colors(model.v_template, model.part_ids, rng, style="train")
-    light_dir, ambient = render.random_lighting(rng, style="train")
+    colours = appearance.clothing_colors(model.v_template, model.part_ids, rng, style="train")
+    light_dir, ambient = appearance.random_lighting(rng, style="train")
     still = backgrounds.make_background_video(1, rng, hw=surreal.SURREAL_IMAGE_HW, kind="static", num_objects=0)
     frames, segm, depth = render_clip(vertices_cam, model.faces, colours, model.part_ids, light_dir, ambient,
                                       np.broadcast_to(still.frames[0], (num_frames,) + still.frames.shape[1:]))

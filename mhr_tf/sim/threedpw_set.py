@@ -22,7 +22,7 @@ import numpy as np
 
 from mhr_tf import geometry
 from mhr_tf.data import provenance, surreal, threedpw
-from mhr_tf.sim import motion, render, sets, writers
+from mhr_tf.sim import appearance, motion, sets, writers
 from mhr_tf.sim.cameras import (PHONE_FRAMING, SURREAL_FRAMING, UP, background_for_camera, camera_following_background,
                                 fixed_camera, hand_held_camera)
 from mhr_tf.sim.degrade import degrade, draw_occluders, passing_occluders
@@ -56,7 +56,7 @@ class SimPerson:
     joints3d_cam: np.ndarray    # [N, 24, 3] float32, true camera frame
     keypoints3d_cam: np.ndarray  # [N, 18, 3] float32, COCO-18 points of the body, true camera frame
     v_template: np.ndarray      # [V, 3] float32, the person's unposed body (betas applied)
-    clothing_style: str         # render.CLOTHING_STYLES: "train" | "shifted"
+    clothing_style: str         # appearance.CLOTHING_STYLES: "train" | "shifted"
     detections: Detections
 
 
@@ -165,11 +165,11 @@ def make_threedpw_sequence(seed: int, index: int, num_frames: int, num_people: i
         return np.einsum("nij,nkj->nki", rotation, points) + translation[:, None, :]
 
     # Rendering: all people in one z-buffer, light fixed in the world, over the moving background.
-    light_dir, ambient = render.random_lighting(rng("lighting"), harshness=domain.lighting)
+    light_dir, ambient = appearance.random_lighting(rng("lighting"), harshness=domain.lighting)
     light_world = light_dir @ rotation[0]  # R_0^T l: the light as the first frame's camera sees it
     clothing_rng = rng("clothing")
     styles = ["shifted" if clothing_rng.uniform() < domain.clothing else "train" for _ in people]
-    colours = np.concatenate([render.clothing_colors(p["model"].v_template, p["model"].part_ids, clothing_rng,
+    colours = np.concatenate([appearance.clothing_colors(p["model"].v_template, p["model"].part_ids, clothing_rng,
                                                      style=style) for p, style in zip(people, styles)])
     vertices_cam = np.concatenate([to_camera(p["vertices"]) for p in people], axis=1)
     offsets = np.cumsum([0] + [p["model"].num_vertices for p in people])

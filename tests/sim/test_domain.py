@@ -10,7 +10,8 @@ import pytest
 from mhr_tf.body import joints as joint_sets
 from mhr_tf.data import threedpw
 from mhr_tf.geometry import SURREAL_IMAGE_HW, SURREAL_INTRINSICS
-from mhr_tf.sim import cameras, make, render, threedpw_set
+from mhr_tf import render
+from mhr_tf.sim import cameras, make, threedpw_set
 from mhr_tf.sim.domain import IN_DOMAIN, KNOBS, SHIFTED, Domain, domain_from_record
 from tests.sim import references
 

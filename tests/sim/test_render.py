@@ -5,7 +5,8 @@ import pytest
 
 from mhr_tf.body.joints import SMPL_PARTS
 from mhr_tf.geometry import SURREAL_IMAGE_HW, SURREAL_INTRINSICS
-from mhr_tf.sim import render
+from mhr_tf import render
+from mhr_tf.sim import appearance
 
 K = SURREAL_INTRINSICS
 H, W = SURREAL_IMAGE_HW
@@ -254,9 +255,9 @@ def _limb_points():
 
 def test_clothing_is_deterministic_per_seed_and_varies_across_seeds():
     points, parts = _limb_points()
-    a = render.clothing_colors(points, parts, np.random.default_rng(3))
-    b = render.clothing_colors(points, parts, np.random.default_rng(3))
-    c = render.clothing_colors(points, parts, np.random.default_rng(4))
+    a = appearance.clothing_colors(points, parts, np.random.default_rng(3))
+    b = appearance.clothing_colors(points, parts, np.random.default_rng(3))
+    c = appearance.clothing_colors(points, parts, np.random.default_rng(4))
     np.testing.assert_array_equal(a, b)
     assert np.abs(a - c).mean() > 0.02
     assert a.dtype == np.float32 and a.shape == points.shape and a.min() >= 0 and a.max() <= 1
@@ -270,7 +271,7 @@ def test_clothing_gives_both_shoes_one_colour_and_hands_a_skin_tone(style):
     hands = np.isin(parts, [SMPL_PARTS.index("left_hand"), SMPL_PARTS.index("right_hand")])
     shoe_means = []
     for seed in range(8):
-        colours = render.clothing_colors(points, parts, np.random.default_rng(seed), style).astype(float)
+        colours = appearance.clothing_colors(points, parts, np.random.default_rng(seed), style).astype(float)
         # Both shoes share a colour: only the brightness noise (~10%) separates them, never the hue.
         left_mean, right_mean = colours[left].mean(0), colours[right].mean(0)
         np.testing.assert_allclose(left_mean / left_mean.sum(), right_mean / right_mean.sum(), atol=0.02)
@@ -285,31 +286,31 @@ def test_shifted_clothing_is_more_saturated_or_lighter_than_train():
     torso = np.isin(parts, [SMPL_PARTS.index(p) for p in ("spine1", "spine2", "spine3")])
 
     def mean_brightness(style):
-        values = [render.clothing_colors(points, parts, np.random.default_rng(s), style)[torso].max(1).mean()
+        values = [appearance.clothing_colors(points, parts, np.random.default_rng(s), style)[torso].max(1).mean()
                   for s in range(30)]
         return np.mean(values)
     # Shifted palettes are neon or pastel (value 0.85-1); train's value spans 0.15-0.95.
     assert mean_brightness("shifted") > mean_brightness("train") + 0.1
     with pytest.raises(ValueError, match="style"):
-        render.clothing_colors(points, parts, np.random.default_rng(0), "weird")
+        appearance.clothing_colors(points, parts, np.random.default_rng(0), "weird")
 
 
 def test_random_lighting_points_from_above_towards_the_camera_in_train_style():
     rng = np.random.default_rng(0)
     for _ in range(50):
-        light, ambient = render.random_lighting(rng, "train")
+        light, ambient = appearance.random_lighting(rng, "train")
         assert abs(np.linalg.norm(light) - 1) < 1e-9 and light[1] < 0 and light[2] < 0 and 0.3 <= ambient <= 0.6
 
 
 def test_lighting_harshness_moves_every_range_from_train_to_shifted():
     for style, harshness in (("train", 0.0), ("shifted", 1.0)):
         for seed in range(5):
-            light, ambient = render.random_lighting(np.random.default_rng(seed), style)
-            again = render.random_lighting(np.random.default_rng(seed), harshness=harshness)
+            light, ambient = appearance.random_lighting(np.random.default_rng(seed), style)
+            again = appearance.random_lighting(np.random.default_rng(seed), harshness=harshness)
             np.testing.assert_array_equal(again[0], light)
             assert again[1] == ambient
     # Halfway, the ambient share is drawn between the middles of the two ranges' bounds: (0.21, 0.475).
-    ambients = [render.random_lighting(np.random.default_rng(s), harshness=0.5)[1] for s in range(200)]
+    ambients = [appearance.random_lighting(np.random.default_rng(s), harshness=0.5)[1] for s in range(200)]
     assert 0.21 <= min(ambients) and max(ambients) <= 0.475
     with pytest.raises(ValueError, match="harshness"):
-        render.random_lighting(np.random.default_rng(0), harshness=1.5)
+        appearance.random_lighting(np.random.default_rng(0), harshness=1.5)
