@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import tensorflow as tf
 
-from mhr_tf import export, geometry, metrics, paper
+from mhr_tf import export, geometry, metrics, paper, smoothing
 from mhr_tf.body import joints as joint_sets
 from mhr_tf.body import smpl
 from mhr_tf.data import pipeline, threedpw
@@ -39,10 +39,13 @@ from mhr_tf.model import regressor
 
 log = logging.getLogger(__name__)
 
-# How overlapping windows are combined. `pipeline.window_starts` tiles a track with T-frame windows and
-# moves the last one back to end on the last frame, so the last two windows overlap.
-WINDOW_RULE = ("each frame takes the prediction of the window in which it is most central (smallest distance to "
-               "the window's middle position (T-1)/2; ties go to the earlier window); padding frames never count")
+# How overlapping windows are combined. Windows start every `window_stride(T)` <= T/2 frames (`pipeline.window_starts`,
+# the last one moved back to end on the track's last frame), so every frame but the track's last lies in a window
+# at a "current" position. App. B: "at test time, we throw out all 'future' predictions except the final one".
+WINDOW_RULE = ("windows every floor(T/2) frames; each frame takes the prediction of the window in which it is most "
+               "central (smallest distance to the window's middle position (T-1)/2; ties go to the earlier window), "
+               "never a window's last ('future' head) prediction except for the track's last frame; padding frames "
+               "never count")
 SPLIT = "test"  # paper §4: "we evaluate only on sequences in the test set"
 # The per-frame outputs a predictor must return ("vertices" is optional: without it PVE is not reported).
 REQUIRED_OUTPUTS = ("pose", "betas", "camera", "joints3d", "smpl_joints3d", "keypoints2d")
@@ -164,8 +167,15 @@ class TrackPrediction:
     window_start: np.ndarray   # [N] int: first frame of the window each frame's prediction came from
 
 
+def window_stride(num_frames: int) -> int:
+    """The evaluation windows' stride: half a window, so windows overlap and `WINDOW_RULE` never needs a future-head
+    prediction inside a track."""
+    return max(1, num_frames // 2)
+
+
 class _TrackAssembler:
-    """Collects the windows of one track and keeps, for each frame, the window where it is most central."""
+    """Collects the windows of one track and keeps, for each frame, the window where it is most central, never a
+    window's future-head position except for the track's last frame (`WINDOW_RULE`)."""
 
     def __init__(self, index: int, num_frames_track: int, window: int):
         self.index, self.n, self.window = index, num_frames_track, window
@@ -182,6 +192,8 @@ class _TrackAssembler:
         positions = np.arange(self.window)
         frames = start + positions
         distance = np.abs(positions - (self.window - 1) / 2.0)
+        future = (positions == self.window - 1) & (frames != self.n - 1)
+        distance[future] = np.inf  # App. B: the future head's prediction only for the track's last frame
         take = ~np.asarray(padding, bool) & (frames < self.n)
         take[take] = distance[take] < self.distance[frames[take]]
         frames, positions = frames[take], positions[take]
@@ -203,22 +215,26 @@ class _TrackAssembler:
         return TrackPrediction(**{f.name: values[f.name] for f in dataclasses.fields(TrackPrediction)})
 
 
-def count_windows(tracks, num_frames: int) -> int:
-    return sum(len(pipeline.window_starts(len(t.image_paths), num_frames)) for t in tracks)
+def count_windows(tracks, num_frames: int, stride: int | None = None) -> int:
+    stride = stride or window_stride(num_frames)
+    return sum(len(pipeline.window_starts(len(t.image_paths), num_frames, stride)) for t in tracks)
 
 
-def predict_tracks(predictor: Predictor, tracks, batch_size: int = 1,
-                   progress: bool = False) -> Iterator[tuple[int, TrackPrediction]]:
+def predict_tracks(predictor: Predictor, tracks, batch_size: int = 1, progress: bool = False,
+                   stride: int | None = None, windows: tf.data.Dataset | None = None
+                   ) -> Iterator[tuple[int, TrackPrediction]]:
     """(track index, its per-frame predictions) for every track, in order, as soon as its last window is done.
 
     `tracks`: objects with `image_paths` and `keypoints2d` (COCO-18), like `threedpw.PersonTrack`. Inputs are made
-    by the pipeline's test branch (`pipeline.make_target_dataset`) with the predictor's contract, combined by
-    `WINDOW_RULE`.
+    by the pipeline's test branch (`pipeline.make_target_dataset`) with the predictor's contract, windows every
+    `stride` frames (default `window_stride(T)`), combined by `WINDOW_RULE`. `windows`: the same features made
+    beforehand (e.g. read from an input cache), batched, in `pipeline.target_windows` order.
     """
     from tqdm import tqdm
     pre = predictor.pre
-    dataset = pipeline.make_target_dataset(tracks, pre, batch_size)
-    bar = tqdm(total=count_windows(tracks, pre.num_frames), desc=predictor.name, unit="window",
+    stride = stride or window_stride(pre.num_frames)
+    dataset = windows if windows is not None else pipeline.make_target_dataset(tracks, pre, batch_size, stride)
+    bar = tqdm(total=count_windows(tracks, pre.num_frames, stride), desc=predictor.name, unit="window",
                disable=not progress, dynamic_ncols=True)
     current = None
     for features in dataset:
@@ -238,6 +254,29 @@ def predict_tracks(predictor: Predictor, tracks, batch_size: int = 1,
     bar.close()
     if current is not None:
         yield current.index, current.finish()
+
+
+# Joint positions are metres: a 1 Hz floor removes frame-to-frame jitter, beta lets fast limbs through.
+POSITION_FILTER = smoothing.OneEuro(min_cutoff=1.0, beta=1.0, d_cutoff=1.0)
+
+
+def smoothed(predictions, fps: float, params: smoothing.OneEuro = POSITION_FILTER
+             ) -> list[tuple[int, TrackPrediction]]:
+    """The per-frame predictions with their 3D joints and vertices One-Euro filtered over each track's frames that
+    were not totally occluded (the others keep their values; no protocol scores them). Optional, reported apart: the
+    paper's numbers are unsmoothed."""
+    out = []
+    for index, prediction in predictions:
+        valid = ~np.asarray(prediction.occluded, bool)
+        fields = {}
+        for name in ("joints3d", "smpl_joints3d", "vertices"):
+            value = getattr(prediction, name)
+            if value is not None and valid.any():
+                filtered = smoothing.one_euro(value, fps, valid=valid, params=params)
+                fields[name] = np.where(valid.reshape((-1,) + (1,) * (value.ndim - 1)), filtered, value).astype(
+                    np.float32)
+        out.append((index, dataclasses.replace(prediction, **fields)))
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------------------

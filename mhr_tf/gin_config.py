@@ -21,6 +21,7 @@ class DeadBindingError(ValueError):
 def parse(files, bindings=()) -> None:
     """Loads gin files (paths, or names inside the repository such as "gin/full.gin") and bindings;
     `include 'gin/x.gin'` lines resolve against the repository root whatever the working directory."""
+    from mhr_tf.training import loop  # noqa: F401  (registers train, ModelConfig, ... which the files bind)
     gin.add_config_file_search_path(str(REPO))
     resolved = [f if Path(f).exists() or Path(f).is_absolute() else str(REPO / f) for f in files]
     gin.parse_config_files_and_bindings(resolved, list(bindings))

@@ -251,7 +251,7 @@ def counting_predictor(channels=("occlusion",)):
 
 def test_each_frame_takes_the_window_where_it_is_most_central(split):
     tracks = split["tracks"]
-    got = dict(evaluate.predict_tracks(counting_predictor(), tracks, batch_size=3))
+    got = dict(evaluate.predict_tracks(counting_predictor(), tracks, batch_size=3, stride=WINDOW))
     # Windows in order: seqA p0 starts (0, 4) -> rows 0, 1; seqA p1 (0, 4) -> 2, 3; seqB (0, 2) -> 4, 5; seqC (0) -> 6.
     # 12 frames, starts 0 and 4: frames 0-5 are nearer the middle (3.5) of the first window, 6-11 of the second.
     # 10 frames, starts 0 and 2: frames 0-4 from the first, 5-9 from the second. 5 frames: one padded window.
@@ -262,6 +262,60 @@ def test_each_frame_takes_the_window_where_it_is_most_central(split):
         np.testing.assert_array_equal(got[index].window_start, expected_starts[index])
         np.testing.assert_array_equal(got[index].pose[:, 1], np.arange(len(expected_rows[index])) -
                                       np.array(expected_starts[index]))
+
+
+def heads_predictor(window_frames):
+    """Stands for a model whose current head says 1 and whose future head says 2 (App. B's assembly: a window's
+    last frame is the last pair's future prediction), with each window's ground truth joints: `window_frames` lists
+    the (track, frames) of every window in the order the pipeline makes them."""
+    calls = {"row": 0}
+
+    def fn(inputs):
+        batch = int(inputs.shape[0])
+        out = {k: np.zeros((batch, WINDOW) + shape, np.float32) for k, shape in (
+            ("pose", (72,)), ("betas", (10,)), ("camera", (3,)), ("joints3d", (14, 3)), ("smpl_joints3d", (24, 3)),
+            ("keypoints2d", (14, 2)))}
+        out["betas"][:, :-1, 0], out["betas"][:, -1, 0] = 1.0, 2.0
+        for b in range(batch):
+            joints, frames = window_frames[calls["row"] + b]
+            out["joints3d"][b] = joints[frames]
+        calls["row"] += batch
+        return out
+    return evaluate.Predictor(fn, Preprocessing(num_frames=WINDOW, crop_size=CROP,
+                                                channels=Channels(False, False, False)),
+                              np.zeros((0, 3), np.int32), "heads")
+
+
+def test_only_a_tracks_last_frame_takes_a_future_head_prediction(split):
+    tracks = split["tracks"]
+    table = evaluate.pipeline.target_windows(tracks, WINDOW, evaluate.window_stride(WINDOW))
+    rows = [(split["truth"][(tracks[t].sequence, tracks[t].person)]["joints14"].astype(np.float32), frames)
+            for t, frames in zip(table["track"], table["frame_index"])]
+    got = dict(evaluate.predict_tracks(heads_predictor(rows), tracks, batch_size=2))
+    for index, track in enumerate(tracks):
+        future = got[index].betas[:, 0] == 2.0
+        # Tracks of 12 and 10 frames end on a window's last position; the 5-frame one is a padded window.
+        expected = np.arange(track.num_frames) == track.num_frames - 1 if track.num_frames >= WINDOW else \
+            np.zeros(track.num_frames, bool)
+        np.testing.assert_array_equal(future, expected, err_msg=track.sequence)
+        assert len(set(got[index].window_start)) >= (2 if track.num_frames > WINDOW else 1)  # windows do overlap
+
+
+def test_windowing_a_perfect_predictor_adds_no_acceleration_error(split):
+    """Ground truth per window, stitched by the overlapping windows: any frame taken from the wrong window position
+    would show as a jump."""
+    tracks = split["tracks"]
+    table = evaluate.pipeline.target_windows(tracks, WINDOW, evaluate.window_stride(WINDOW))
+    truths = [split["truth"][(track.sequence, track.person)] for track in tracks]
+    rows = [(truths[t]["joints14"].astype(np.float32), frames) for t, frames in zip(table["track"],
+                                                                                   table["frame_index"])]
+    got = dict(evaluate.predict_tracks(heads_predictor(rows), tracks, batch_size=3))
+    for index, truth in enumerate(truths):
+        np.testing.assert_allclose(got[index].joints3d, truth["joints14"], atol=1e-6)
+        from mhr_tf import metrics
+        accel = metrics.accel_error_per_frame(got[index].joints3d.astype(np.float64), truth["joints14"],
+                                              joint_sets.LSP_14, metrics.PELVIS_HIP_MIDPOINT)
+        assert np.abs(accel).max() <= FLOAT32_MM
 
 
 def test_landscape_and_portrait_sequences_keep_their_order_with_image_channels(tmp_path):
@@ -275,7 +329,7 @@ def test_landscape_and_portrait_sequences_keep_their_order_with_image_channels(t
         writers.write_threedpw_sequence(tmp_path, "test", name, [person], np.tile(np.eye(4), (n, 1, 1)), np.eye(3),
                                         rng.integers(0, 255, (n,) + hw + (3,)).astype(np.uint8))
     tracks = threedpw.load_split(tmp_path, "test")
-    got = dict(evaluate.predict_tracks(counting_predictor(("flow", "occlusion")), tracks, batch_size=2))
+    got = dict(evaluate.predict_tracks(counting_predictor(("flow", "occlusion")), tracks, batch_size=2, stride=WINDOW))
     np.testing.assert_array_equal(got[0].window_start, [0] * 5 + [2] * 5)
     np.testing.assert_array_equal(got[1].window_start, [0] * 5 + [1] * 4)
     np.testing.assert_array_equal(np.concatenate([got[i].pose[:, 0] for i in range(3)]),

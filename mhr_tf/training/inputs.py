@@ -6,10 +6,10 @@ from pathlib import Path
 import tensorflow as tf
 
 from mhr_tf import paths
-from mhr_tf.data import pipeline, sources, threedpw
+from mhr_tf.data import example_cache, pipeline, sources, threedpw
 from mhr_tf.data.preprocessing import Preprocessing
 
-SOURCES = ("files", "tfds")
+SOURCES = ("files", "tfds", "cache")
 VALIDATION_SEED_OFFSET = 10_007
 
 
@@ -18,10 +18,25 @@ def simulator_root(kind: str) -> Path:
     return paths.home() / "sim" / kind
 
 
+class CacheSource:
+    """Examples made beforehand with every channel group (`mhr_tf.data.example_cache`), read with the contract's."""
+    python = False
+
+    def __init__(self, cache_dir, pre: Preprocessing):
+        self.cache_dir = Path(cache_dir)
+        example_cache._check(self.cache_dir, pre)  # a cache made with another contract is refused here
+        self.num_frames = pre.num_frames
+
+
 def make_source(kind: str, pre: Preprocessing, *, surreal_root=None, background_root=None, tfds_data_dir=None,
-                body_model_path=None, split: str = "train", bad_samples: sources.BadSamples | None = None):
-    """The source of training examples: "files" (the Python decoders; roots default to the simulator's) or "tfds"
-    (the prepared TFDS records in `tfds_data_dir`)."""
+                cache_dir=None, body_model_path=None, split: str = "train",
+                bad_samples: sources.BadSamples | None = None):
+    """The source of training examples: "files" (the Python decoders; roots default to the simulator's), "tfds"
+    (the prepared TFDS records in `tfds_data_dir`) or "cache" (`example_cache`'s examples in `cache_dir`)."""
+    if kind == "cache":
+        if cache_dir is None:
+            raise ValueError("training source 'cache' needs train.cache_dir (a directory example_cache wrote)")
+        return CacheSource(cache_dir, pre)
     if kind == "files":
         return sources.FileSource(surreal_root or simulator_root("surreal"),
                                   background_root or simulator_root("backgrounds"), pre.num_frames, split,
@@ -50,8 +65,18 @@ def training_batches(source, pre: Preprocessing, replica_batch: int, seed: int, 
                      num_shards: int = 1, shard_index: int = 0, data_service: str | None = None,
                      budget: pipeline.BadSampleBudget | None = None, target_tracks=None,
                      target_start: int = 0) -> tf.data.Dataset:
-    """The run's batches: `pipeline.make_dataset` of the source, plus as many target-domain rows per batch when
-    `target_tracks` are given (DANN), drawn afresh per example from (seed, shard, `target_start` + i)."""
+    """The run's batches: `pipeline.make_dataset` of the source (or the cached examples), plus as many target-domain
+    rows per batch when `target_tracks` are given (DANN), drawn afresh per example from (seed, shard,
+    `target_start` + i) — or, with a cache, its shuffled "target" windows."""
+    if isinstance(source, CacheSource):
+        if num_shards > 1 or data_service is not None:
+            raise ValueError("the example cache is read by one process: no multi-worker sharding, no data service")
+        ds = example_cache.read_training_cache(source.cache_dir, pre, replica_batch, seed, start_index)
+        if target_tracks is None:
+            return ds
+        target = example_cache.read_window_cache(source.cache_dir, "target", pre, replica_batch, repeat=True,
+                                                 seed=seed + target_start)
+        return tf.data.Dataset.zip(ds, target.map(lambda f: {"inputs": f["inputs"]})).map(join_domains)
     ds = pipeline.make_dataset(source, pre, replica_batch, seed, start_index=start_index, num_shards=num_shards,
                                shard_index=shard_index, data_service=data_service, budget=budget)
     if target_tracks is None:
@@ -68,7 +93,9 @@ def target_tracks(threedpw_root, split: str = "train"):
 
 def validation_batches(source_kind: str, pre: Preprocessing, examples: int, seed: int, **roots) -> tf.data.Dataset:
     """A fixed held-out set of `examples` training-style clips (SURREAL's 'val' split when it has one, else the
-    training split with another seed), cached after the first pass."""
+    training split with another seed; with a cache, its "val" examples), cached after the first pass."""
+    if source_kind == "cache":
+        return example_cache.read_examples(roots["cache_dir"], pre, "val").take(examples)
     for split in ("val", "train"):
         try:
             source = make_source(source_kind, pre, split=split, **roots)

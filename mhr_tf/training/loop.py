@@ -88,7 +88,7 @@ class _Run:
 
 @gin.configurable(denylist=["model_dir"])
 def train(model_dir, *, source: str = "files", surreal_root=None, background_root=None, tfds_data_dir=None,
-          data_service: str | None = None, threedpw_root=None, body_model_path=None, batch_size: int = BATCH_SIZE,
+          cache_dir=None, data_service: str | None = None, threedpw_root=None, body_model_path=None, batch_size: int = BATCH_SIZE,
           num_steps: int = 100_000, seed: int = 0, dann_weight: float | None = None, checkpoint_every: int = 500,
           summary_every: int = 20, image_summary_every: int = 200, validate_every: int = 1000,
           validation_examples: int = 24, mixed_precision: bool = False, progress: bool = True,
@@ -96,8 +96,10 @@ def train(model_dir, *, source: str = "files", surreal_root=None, background_roo
     """Trains Motion HMR into `model_dir`; returns the last logged values (a dict of floats).
 
     `source` "files": SURREAL and background folders (default: the simulator's); "tfds": the prepared TFDS records in
-    `tfds_data_dir`, which tf.data service (`data_service="grpc://HOST:PORT"`) can run. `dann_weight`: with a value,
-    App. B's DANN with that adversary weight, the target domain from the 3DPW-format `threedpw_root`'s train split.
+    `tfds_data_dir`, which tf.data service (`data_service="grpc://HOST:PORT"`) can run; "cache": examples made
+    beforehand with every channel group (`mhr_tf.data.example_cache`, `cache_dir`). `dann_weight`: with a value,
+    App. B's DANN with that adversary weight, the target domain from the 3DPW-format `threedpw_root`'s train split
+    (with a cache: its "target" windows).
     `batch_size` is the global batch (labelled clips per step over all replicas). A run that is stopped and started
     again continues from its last checkpoint: step, weights, optimizer state and (with the files source) the data
     position.
@@ -125,12 +127,13 @@ def train(model_dir, *, source: str = "files", surreal_root=None, background_roo
 
     bad_samples = sources.BadSamples()
     roots = dict(surreal_root=surreal_root, background_root=background_root, tfds_data_dir=tfds_data_dir,
-                 body_model_path=body_model_path)
+                 cache_dir=cache_dir, body_model_path=body_model_path)
     data = inputs.make_source(source, pre, bad_samples=bad_samples, **roots)
     dataset = inputs.training_batches(
         data, pre, replica_batch, seed, start_index=int(run.next_example.numpy()), num_shards=num_shards,
         shard_index=shard_index, data_service=data_service, budget=pipeline.BadSampleBudget(),
-        target_tracks=inputs.target_tracks(threedpw_root) if dann_weight is not None else None,
+        target_tracks=(None if dann_weight is None else () if source == "cache" else
+                       inputs.target_tracks(threedpw_root)),
         target_start=int(run.step.numpy()) * replica_batch)
     iterator = iter(strategy.distribute_datasets_from_function(
         lambda context: _checked_input(dataset, context, num_shards, shard_index)))
