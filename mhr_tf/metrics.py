@@ -264,10 +264,10 @@ def load_joint_regressor(path, num_vertices: int | None = None) -> np.ndarray:
             regressor = npz[key]
     elif suffix == ".pkl":
         from mhr_tf.body import smpl  # its unpickler reads HMR's chumpy / scipy-sparse pickles safely
-        content = smpl._read_pickle(path)
+        content = smpl.read_pickle(path)
         if not isinstance(content, dict) or smpl.COCOPLUS_REGRESSOR_KEY not in content:
             raise ValueError(f"{path}: no key '{smpl.COCOPLUS_REGRESSOR_KEY}' — expected HMR's cocoplus pickle")
-        regressor = smpl._as_array(content[smpl.COCOPLUS_REGRESSOR_KEY], path, smpl.COCOPLUS_REGRESSOR_KEY)
+        regressor = smpl.as_array(content[smpl.COCOPLUS_REGRESSOR_KEY], path, smpl.COCOPLUS_REGRESSOR_KEY)
     else:
         raise ValueError(f"{path}: unknown suffix {suffix!r} — expected a .npy, .npz or HMR's .pkl regressor")
     regressor = np.asarray(regressor, np.float64)

@@ -15,8 +15,6 @@ from https://smpl.is.tue.mpg.de under the SMPL licence: users download them them
 from __future__ import annotations
 
 import dataclasses
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -27,6 +25,8 @@ from tensorflow_graphics.geometry.transformation import rotation_matrix_3d
 
 from mhr_tf import paths
 from mhr_tf.body import joints
+from mhr_tf.body.model_files import (REQUIRED_KEYS, BodyModelError,  # noqa: F401 (callers name them smpl.*)
+                                    BodyModelNotFoundError, as_array, read_arrays, read_pickle)
 
 NUM_JOINTS = len(joints.SMPL_24)  # 24: SMPL's kinematic tree
 NUM_BETAS = 10  # shape components used (SMPL-X-era SMPL files hold 300; we keep the first 10, as SMPL's 10)
@@ -42,10 +42,6 @@ SMPL_HEAD_TOP_VERTEX = 411
 # axis r/|r| is undefined; the series' error (|r|^3/6 ~ 2e-13) is far below float32 resolution.
 SMALL_ANGLE_RAD = 1e-4
 
-LICENCE_NOTE = ("Official SMPL model files come from https://smpl.is.tue.mpg.de under the SMPL licence: download "
-                "them there yourself and never commit them; without them, load_body_model(None) gives the open "
-                "body model.")
-
 # `gender` -> file names accepted in a model directory, in order of preference (matched case-insensitively).
 MODEL_FILE_NAMES = {
     "neutral": ("SMPL_NEUTRAL.npz", "SMPL_NEUTRAL.pkl", "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl",
@@ -55,23 +51,11 @@ MODEL_FILE_NAMES = {
     "female": ("SMPL_FEMALE.npz", "SMPL_FEMALE.pkl", "basicModel_f_lbs_10_207_0_v1.0.0.pkl",
                "basicmodel_f_lbs_10_207_0_v1.1.0.pkl"),
 }
-REQUIRED_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
 # Keys only the open body model has (see the body-model contract); official files get derived fallbacks.
 PART_IDS_KEY = "part_ids"
 LSP_REGRESSOR_KEY = "J_regressor_lsp14"
 # HMR's `neutral_smpl_with_cocoplus_reg.pkl` keeps its 19-joint regressor (first 14 = LSP order) under this key.
 COCOPLUS_REGRESSOR_KEY = "cocoplus_regressor"
-
-
-class BodyModelError(ValueError):
-    """A body model file is missing, unreadable or not in SMPL's layout."""
-
-    def __init__(self, source: Any, message: str):
-        super().__init__(f"{source}: {message}. {LICENCE_NOTE}")
-
-
-class BodyModelNotFoundError(BodyModelError, FileNotFoundError):
-    """No body model file where one was asked for."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -92,145 +76,6 @@ class BodyModel:
     @property
     def num_vertices(self) -> int:
         return self.v_template.shape[0]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Reading the official pickles without chumpy.
-
-class _ChumpyStandIn:
-    """Takes the place of any chumpy class while unpickling.
-
-    chumpy's `Ch.__getstate__` pickles the instance `__dict__` (minus its weak caches); a plain `Ch` keeps its value
-    under 'x'. Other chumpy classes (expressions) have no 'x' and need chumpy itself to evaluate.
-    """
-    chumpy_class = "chumpy.ch.Ch"
-
-    def __setstate__(self, state):
-        self.state = state
-
-    def value(self, source: Any, key: str) -> np.ndarray:
-        state = getattr(self, "state", None)
-        if not isinstance(state, dict) or "x" not in state:
-            raise BodyModelError(source, f"key '{key}' holds a chumpy '{self.chumpy_class}' object without a stored "
-                                         "value 'x' (an unevaluated chumpy expression); expected a plain chumpy Ch "
-                                         "or a numpy array")
-        return _as_array(state["x"], source, key)
-
-
-class _SparseStandIn:
-    """Takes the place of a scipy.sparse matrix class while unpickling, so any scipy version reads the state.
-
-    scipy pickles its sparse matrices as their `__dict__`: `data, indices, indptr` (csc/csr) or `data, row, col`
-    (coo), and the shape under '_shape' (older releases: 'shape').
-    """
-    sparse_format = "csc"
-
-    def __setstate__(self, state):
-        self.state = state
-
-    def value(self, source: Any, key: str) -> np.ndarray:
-        import scipy.sparse  # only official pickles need scipy
-        state = getattr(self, "state", None)
-        shape = None
-        if isinstance(state, dict):
-            shape = state.get("_shape", state.get("shape"))
-        try:
-            if self.sparse_format == "coo":
-                matrix = scipy.sparse.coo_matrix((state["data"], (state["row"], state["col"])), shape=shape)
-            else:
-                build = scipy.sparse.csc_matrix if self.sparse_format == "csc" else scipy.sparse.csr_matrix
-                matrix = build((state["data"], state["indices"], state["indptr"]), shape=shape)
-        except (KeyError, TypeError, ValueError) as error:
-            raise BodyModelError(source, f"key '{key}' holds a scipy.sparse {self.sparse_format} matrix whose "
-                                         f"pickled state is unreadable ({error})") from error
-        return np.asarray(matrix.toarray())
-
-
-def _sparse_stand_in(name: str) -> type:
-    for sparse_format in ("csc", "csr", "coo"):
-        if name.startswith(sparse_format + "_"):
-            return type(name, (_SparseStandIn,), {"sparse_format": sparse_format})
-    raise pickle.UnpicklingError(f"scipy.sparse class {name} is not a csc, csr or coo matrix")
-
-
-# The only globals an SMPL model pickle needs; anything else is refused, so a hostile pickle cannot call arbitrary
-# functions. Python 2 names (`__builtin__`, `copy_reg`) are listed as written in the file: `find_class` sees them
-# before the base class maps them to Python 3's.
-_SAFE_BUILTINS = {"object", "dict", "list", "tuple", "set", "frozenset", "str", "bytes", "bytearray", "int", "float",
-                  "complex", "bool", "slice", "range"}
-_SAFE_GLOBALS = {
-    "builtins": _SAFE_BUILTINS,
-    "__builtin__": _SAFE_BUILTINS | {"unicode", "long", "xrange", "basestring"},
-    "copyreg": {"_reconstructor", "__newobj__"},
-    "copy_reg": {"_reconstructor", "__newobj__"},
-    "_codecs": {"encode"},
-    "collections": {"OrderedDict"},
-    "numpy": {"ndarray", "dtype"},
-    "numpy.core.multiarray": {"_reconstruct", "scalar"},
-    "numpy._core.multiarray": {"_reconstruct", "scalar"},
-    "numpy.core.numeric": {"_frombuffer"},
-    "numpy._core.numeric": {"_frombuffer"},
-}
-
-
-class _SMPLUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if module == "chumpy" or module.startswith("chumpy."):
-            return type(name, (_ChumpyStandIn,), {"chumpy_class": f"{module}.{name}"})
-        if module.startswith("scipy.sparse"):
-            return _sparse_stand_in(name)
-        if name in _SAFE_GLOBALS.get(module, ()) or (module == "numpy.dtypes" and name.endswith("DType")):
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"global '{module}.{name}' is not part of an SMPL model file")
-
-
-def _as_array(value: Any, source: Any, key: str) -> np.ndarray:
-    if isinstance(value, (_ChumpyStandIn, _SparseStandIn)):
-        return value.value(source, key)
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError) as error:
-        raise BodyModelError(source, f"key '{key}' is not an array ({error})") from error
-    if array.dtype == object:
-        raise BodyModelError(source, f"key '{key}' holds a {type(value).__name__}, expected a numeric array")
-    return array
-
-
-def _read_pickle(path: Path) -> Any:
-    try:
-        with open(path, "rb") as file:
-            # latin1: the official files are Python 2 pickles whose numpy buffers are byte strings.
-            return _SMPLUnpickler(file, encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError,
-            ValueError) as error:
-        raise BodyModelError(path, f"is not a readable SMPL model pickle ({type(error).__name__}: {error})") from error
-
-
-def _read_arrays(path: Path) -> dict[str, Any]:
-    """The raw key -> value mapping of a `.pkl` or `.npz` model file (values still chumpy/sparse stand-ins)."""
-    if not path.is_file():
-        raise BodyModelNotFoundError(path, "no such body model file")
-    if path.suffix.lower() == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                contents = {}
-                for key in npz.files:
-                    try:
-                        contents[key] = npz[key]
-                    except ValueError as error:  # object arrays need pickle, which .npz models never do
-                        raise BodyModelError(path, f"key '{key}' is not a plain numeric array ({error})") from error
-                return contents
-        except BodyModelError:
-            raise
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
-            raise BodyModelError(path, f"is not a readable .npz file ({type(error).__name__}: {error})") from error
-    if path.suffix.lower() == ".pkl":
-        contents = _read_pickle(path)
-        if not isinstance(contents, dict):
-            raise BodyModelError(path, f"holds a pickled {type(contents).__name__}, expected a dict with SMPL's "
-                                       f"keys {', '.join(REQUIRED_KEYS)}")
-        return contents
-    raise BodyModelError(path, "has an unknown extension, expected an SMPL model '.pkl' or '.npz'")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -291,13 +136,13 @@ def _read_lsp_regressor(path: Path, num_vertices: int) -> np.ndarray:
             raise BodyModelError(path, f"is not a plain numeric .npy array ({error})") from error
         key = "array"
     else:
-        value = _read_pickle(path)
+        value = read_pickle(path)
         if isinstance(value, dict):
             if COCOPLUS_REGRESSOR_KEY not in value:
                 raise BodyModelError(path, f"has no key '{COCOPLUS_REGRESSOR_KEY}', expected HMR's cocoplus "
                                            f"regressor [19, {num_vertices}] (or a bare [14, {num_vertices}] array)")
             value = value[COCOPLUS_REGRESSOR_KEY]
-    regressor = _as_array(value, path, key)
+    regressor = as_array(value, path, key)
     if regressor.ndim == 2 and regressor.shape[0] == num_vertices and regressor.shape[1] != num_vertices:
         regressor = regressor.T
     n_lsp = len(joints.LSP_14)
@@ -320,7 +165,7 @@ def body_model_from_arrays(arrays: Mapping[str, Any], source: str = "<arrays>", 
     if missing:
         raise BodyModelError(source, f"missing key '{missing[0]}' (all missing: {missing}); expected an SMPL model "
                                      f"with keys {', '.join(REQUIRED_KEYS)}")
-    value = {key: _as_array(arrays[key], source, key) for key in REQUIRED_KEYS}
+    value = {key: as_array(arrays[key], source, key) for key in REQUIRED_KEYS}
     v_template = _checked(value["v_template"], source, "v_template", (None, 3), "rest-pose vertices in metres")
     num_vertices = v_template.shape[0]
     shapedirs = value["shapedirs"]
@@ -344,14 +189,14 @@ def body_model_from_arrays(arrays: Mapping[str, Any], source: str = "<arrays>", 
         raise BodyModelError(source, f"key 'f' must hold integer vertex indices in [0, {num_vertices})")
 
     if PART_IDS_KEY in arrays:
-        part_ids = _checked(_as_array(arrays[PART_IDS_KEY], source, PART_IDS_KEY), source, PART_IDS_KEY,
+        part_ids = _checked(as_array(arrays[PART_IDS_KEY], source, PART_IDS_KEY), source, PART_IDS_KEY,
                             (num_vertices,), "SMPL part id of each vertex")
         if part_ids.min() < 0 or part_ids.max() >= NUM_JOINTS:
             raise BodyModelError(source, f"key '{PART_IDS_KEY}' must hold part ids in [0, {NUM_JOINTS})")
     else:
         part_ids = _default_part_ids(weights)
     if lsp_regressor is None and LSP_REGRESSOR_KEY in arrays:
-        lsp_regressor = _as_array(arrays[LSP_REGRESSOR_KEY], source, LSP_REGRESSOR_KEY)
+        lsp_regressor = as_array(arrays[LSP_REGRESSOR_KEY], source, LSP_REGRESSOR_KEY)
     if lsp_regressor is None:
         lsp_regressor = _default_lsp_regressor(J_regressor, v_template, part_ids)
     lsp_regressor = _checked(np.asarray(lsp_regressor), source, LSP_REGRESSOR_KEY, (len(joints.LSP_14), num_vertices),
@@ -438,7 +283,7 @@ def load_body_model(path_or_dir: str | Path | None = None, gender: str = "neutra
         path = Path(path_or_dir).expanduser()
         if path.is_dir():
             path = _model_file_in(path, gender)
-    model = body_model_from_arrays(_read_arrays(path), source=str(path), gender=gender)
+    model = body_model_from_arrays(read_arrays(path), source=str(path), gender=gender)
     if lsp_regressor_path is not None:
         lsp_regressor = _read_lsp_regressor(Path(lsp_regressor_path).expanduser(), model.num_vertices)
         model = dataclasses.replace(model, lsp_regressor=_frozen(lsp_regressor, np.float32))
