@@ -1,15 +1,16 @@
-"""Build a TFDS dataset of mhr_tf (issue 9 §1) from the manual-download directory, with Apache Beam.
+"""Build a TFDS dataset of mhr_tf from the manual-download directory, with Apache Beam.
 
     python scripts/build_datasets.py NAME[/CONFIG] --data_dir DIR --manual_dir DIR [--beam_runner DirectRunner]
         [--body_model PATH] [--config_override KEY=VALUE ...] [--no_beam] [BEAM PIPELINE OPTIONS ...]
 
-NAME: surreal_clips | background_clips | threedpw_tracks. CONFIG: t31 (default), t8, t16, t56 for the real data;
-sim_t31, sim_t8, ... for the simulator's (threedpw_tracks also has *_paths configs storing image paths).
-Example, the simulator's data end to end on this machine, on both cores:
+NAME/CONFIG: surreal_clips/clips (SURREAL's clips, whole) or surreal_clips/sim_clips (the simulator's);
+background_clips/t31 (windows for 31-frame clips; also t8, t16, t56) or background_clips/sim_t31, ... Example, the
+simulator's data end to end on this machine, on both cores:
 
     python scripts/make_synthetic.py surreal --out ~/tensorflow_datasets/downloads/manual/sim_surreal \\
         --num_sequences 20 --frames 100
-    python scripts/build_datasets.py surreal_clips/sim_t31 --direct_num_workers=2 --direct_running_mode=multi_processing
+    python scripts/build_datasets.py surreal_clips/sim_clips --direct_num_workers=2 \\
+        --direct_running_mode=multi_processing
 
 Any argument this script does not know is passed to Beam's PipelineOptions (`--runner_help` shows cluster runners).
 """
@@ -51,7 +52,7 @@ def main(argv=None):
         print(datasets.RUNNER_HELP)
         return 0
     if not args.name:
-        parser.error("NAME is required (surreal_clips, background_clips or threedpw_tracks, with /CONFIG)")
+        parser.error("NAME is required (surreal_clips or background_clips, with /CONFIG)")
     built = datasets.build(args.name, args.data_dir, args.manual_dir, beam_runner=args.beam_runner,
                            pipeline_args=pipeline_args, body_model_path=args.body_model,
                            use_beam=False if args.no_beam else None, config_overrides=_overrides(args.config_override),

@@ -1,13 +1,14 @@
-"""Run a tf.data service dispatcher or worker for training from many machines (issue 9 §2).
+"""Run a tf.data service dispatcher or worker for training from many machines.
 
     python scripts/data_service.py dispatcher --port 5050
     python scripts/data_service.py worker --dispatcher HOST:5050 [--port 5051] [--host THIS_HOST]   # on every machine
     python scripts/train.py --gin_file gin/full.gin --model_dir runs/full --data_service grpc://HOST:5050 \\
-        --gin_param "train.tfds_data_dir='/data/tensorflow_datasets'"
+        --gin_param "train.source='tfds'" --gin_param "train.tfds_data_dir='/data/tensorflow_datasets'" \\
+        --gin_param "FlowSettings.backend='tf_tvl1'"
 
-Both block until killed. Workers run the training job's graph (`mhr_tf.data.service.make_service_dataset`), which
-the trainer sends them: TF ops only, so a worker needs TensorFlow (the same version) but not mhr_tf, and the TFDS
-data_dir at the same path the trainer names.
+Both block until killed. Workers run the training job's graph (`mhr_tf.data.pipeline.make_dataset` over the TFDS
+source, `mhr_tf.data.sources.TFDSSource`), which the trainer sends them: TF ops only, so a worker needs TensorFlow
+(the same version) but not mhr_tf, and the TFDS data_dir at the same path the trainer names.
 """
 import argparse
 import os

@@ -45,22 +45,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.kind != "threedpw" and (args.domain or args.knob):
         parser.error(f"--domain and --knob apply to threedpw, not {args.kind}")
-    knobs = {}
-    for text in args.knob:
-        name, _, value = text.partition("=")
-        try:
-            knobs[name.strip()] = float(value)
-        except ValueError:
-            parser.error(f"--knob {text!r}: expected NAME=VALUE, VALUE a number in [0, 1]")
     if args.workers > 1:  # one BLAS thread per worker process: the workers already fill the cores
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")
 
+    from mhr_tf.sim import domain as domains
     from mhr_tf.sim import make
     domain = None
     if args.kind == "threedpw":
         try:
-            domain = make.DOMAINS[args.domain or "shifted"].replace(**knobs)
+            domain = domains.named(args.domain, args.knob)
         except ValueError as error:
             parser.error(str(error))
     if args.kind != "backgrounds":  # bodies loaded (and the open model built) before the clock starts

@@ -1,4 +1,4 @@
-"""TV-L1 optical flow in TensorFlow ops only (issue 9 §3): runs inside tf.data service workers and on an accelerator.
+"""TV-L1 optical flow in TensorFlow ops only: runs inside tf.data service workers and on an accelerator.
 
 The method is Zach, Pock & Bischof's duality-based TV-L1 ("A Duality Based Approach for Realtime TV-L1 Optical
 Flow", DAGM 2007) in the form OpenCV's `cv2.optflow.DualTVL1OpticalFlow` implements (after Sánchez, Meinhardt-Llopis

@@ -138,6 +138,19 @@ SHIFTED = Domain(
 DOMAINS = {"in": IN_DOMAIN, "shifted": SHIFTED}
 
 
+def named(name: str | None, knob_settings=()) -> Domain:
+    """The domain called `name` ("in" or "shifted"; None: shifted) with knobs set from "NAME=VALUE" texts (a
+    command line's `--knob`); a malformed setting or an unknown knob is a ValueError naming it."""
+    knobs = {}
+    for text in knob_settings:
+        key, _, value = text.partition("=")
+        try:
+            knobs[key.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--knob {text!r}: expected NAME=VALUE, VALUE a number in [0, 1]") from None
+    return DOMAINS[name or "shifted"].replace(**knobs)
+
+
 def domain_from_record(record: dict | None) -> Domain | None:
     """The domain a set record (`sets.read_set_record`) stores, or None when it stores none."""
     knobs = (record or {}).get("domain")

@@ -1,4 +1,4 @@
-"""TV-L1 flow in TensorFlow (issue 9 §3): exact motions of a closed-form texture (translation, rotation + zoom, none),
+"""TV-L1 flow in TensorFlow: exact motions of a closed-form texture (translation, rotation + zoom, none),
 the building blocks against float64 numpy/scipy, tf.data graph mode, agreement with OpenCV's TV-L1, the Keras layer.
 
 All flows run on 64x64 images with a 3-level pyramid (64/32/16 px), through one shared XLA-compiled function."""
