@@ -58,3 +58,14 @@ def rows_of(run: str) -> list[Row]:
 def runs() -> list[str]:
     """The gin row files, once each, in table order."""
     return list(dict.fromkeys(row.run for row in ROWS if row.run is not None))
+
+
+def markdown_table() -> str:
+    """The gin row files beside the paper's published numbers (the README's table, generated from here)."""
+    lines = ["| gin file | paper row | paper PA-MPJPE (mm, real 3DPW) |", "|---|---|---|"]
+    for run in runs():
+        rows = rows_of(run)
+        names = "; ".join(f"{row.table}, {row.label}" + (f" ({row.note})" if row.note else "") for row in rows)
+        values = " / ".join(f"{row.pa_mpjpe_mm:.1f}" for row in rows)
+        lines.append(f"| `gin/{run}.gin` | {names} | {values} |")
+    return "\n".join(lines)
