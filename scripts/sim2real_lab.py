@@ -22,6 +22,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="row x seed jobs in parallel, one core each")
     parser.add_argument("--runs", default=None, help="only these rows, comma-separated gin names (e.g. rgb,full)")
     parser.add_argument("--prepare_only", action="store_true", help="simulate and cache, then stop")
+    parser.add_argument("--dann_sweep", action="store_true",
+                        help="instead: the paper's DANN protocol (RGB + DANN, weights 0.2-5 x 5 seeds)")
     parser.add_argument("--publish", default=None, help="also write the report here (e.g. benchmarks/lab)")
     from mhr_tf import cli
     cli.add_debug_flag(parser)
@@ -29,6 +31,10 @@ def main(argv=None) -> int:
 
     def run():
         from mhr_tf.experiments import lab
+        if args.dann_sweep:
+            sweep = lab.dann_sweep(args.size, args.out, args.workers, publish=args.publish)
+            print(f"DANN sweep: best {sweep['best']}, mean over all runs {sweep['all']['mean']:.1f} mm")
+            return
         summary = lab.run_lab(args.size, args.out, args.workers, args.publish,
                               tuple(args.runs.split(",")) if args.runs else None, args.prepare_only)
         print(f"done in {summary['seconds']}; report in {summary['out']}")

@@ -131,3 +131,20 @@ def test_tiny_lab_trains_evaluates_both_test_sets_and_resumes(tmp_path):
     again = lab.run_lab("tiny", tmp_path, workers=1, runs=("rgb", "full"))
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/*/*/result.json")} == stamps  # reused
     assert again["table"]["rgb"]["shifted"] == table["rgb"]["shifted"]
+    # The DANN sweep on the same data: one run folder per weight, the best and the mean reported.
+    sweep = lab.dann_sweep("tiny", tmp_path, workers=1, weights=(0.5, 2.0), seeds=(0,))
+    assert sorted(sweep["per_weight"]) == ["0.5", "2.0"]
+    assert (lab.run_dir(tmp_path, "rgb_dann_w0.5", 0) / "model.json").is_file()
+    assert sweep["best"]["pa_mpjpe_mm"] == min(s["mean"] for s in sweep["per_weight"].values())
+    assert "best run" in (tmp_path / "dann_sweep.md").read_text()
+
+
+def test_sweep_report_gives_the_best_run_and_the_mean_over_all_runs():
+    results = [{"dann_weight": w, "seed": s, "scores": {"shifted": {"pa_mpjpe_mm": v}}}
+               for w, s, v in ((0.2, 0, 120.0), (0.2, 1, 110.0), (5.0, 0, 100.0), (5.0, 1, 130.0))]
+    summary = lab_report.summarize_sweep(results, [None])
+    assert summary["best"] == {"weight": 5.0, "seed": 0, "pa_mpjpe_mm": 100.0}
+    assert summary["all"]["mean"] == pytest.approx(115.0)
+    assert summary["per_weight"]["0.2"]["mean"] == pytest.approx(115.0)
+    assert summary["per_weight"]["5.0"]["sigma"] == pytest.approx(np.std([100.0, 130.0], ddof=1))
+    assert summary["rgb"] is None

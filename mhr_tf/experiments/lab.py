@@ -27,7 +27,6 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 
 from mhr_tf import paper, paths
 
@@ -193,29 +192,31 @@ def _read_result(path: Path, size: LabSize) -> dict | None:
     return result if result.get("version") == RESULT_VERSION and same_size else None
 
 
-def _worker_job(out: str, size_name: str, run: str, seed: int) -> dict:
+def _worker_job(out: str, size_name: str, run: str, seed: int, dann_weight: float | None = None) -> dict:
     """`run_job` in a worker process of its own, on one TensorFlow thread (the workers share the cores)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    return run_job(out, size_name, run, seed)
+    return run_job(out, size_name, run, seed, dann_weight)
 
 
-def run_job(out: str, size_name: str, run: str, seed: int) -> dict:
-    """Train one row with one seed from the cache and evaluate it on both test sets."""
+def run_job(out: str, size_name: str, run: str, seed: int, dann_weight: float | None = None) -> dict:
+    """Train one row with one seed from the cache and evaluate it on both test sets (`dann_weight`: the DANN
+    sweep's weight, in a run folder of its own)."""
     import gin
     from mhr_tf import gin_config
     from mhr_tf.training import loop
     out, size = Path(out), SIZES[size_name]
-    directory = run_dir(out, run, seed)
+    directory = run_dir(out, run if dann_weight is None else f"{run}_w{dann_weight:g}", seed)
     result_path = directory / RESULT_FILE
     if (result := _read_result(result_path, size)) is not None:
         return result
     roots = data_roots(out)
     began = time.time()
     gin.clear_config()
-    gin_config.parse([f"gin/{run}.gin"], size_bindings(size))
+    gin_config.parse([f"gin/{run}.gin"], size_bindings(size) + (
+        [] if dann_weight is None else [f"train.dann_weight = {dann_weight}"]))
     gin_config.call(functools.partial(loop.train, directory), "train", source="cache", cache_dir=roots["cache"],
                     seed=seed)
     gin.clear_config()
@@ -227,7 +228,7 @@ def run_job(out: str, size_name: str, run: str, seed: int) -> dict:
             step = int(checkpoint.rsplit("-", 1)[1])
             curve[step] = evaluate_split(directory, roots, "shifted", checkpoint)["pa_mpjpe_mm"]
     result = {"version": RESULT_VERSION, "size": dataclasses.asdict(size), "run": run, "seed": seed,
-              "scores": scores, "curve": curve, "train_seconds": trained, "seconds": time.time() - began}
+              "dann_weight": dann_weight, "scores": scores, "curve": curve, "train_seconds": trained, "seconds": time.time() - began}
     result_path.write_text(json.dumps(result, indent=1) + "\n")
     return result
 
@@ -257,7 +258,6 @@ def evaluate_split(directory: Path, roots: dict[str, Path], split: str, checkpoi
 def mean_pose_scores(roots: dict[str, Path], size: LabSize) -> dict:
     """The mean-pose baseline on both test sets: what knowing nothing scores."""
     from mhr_tf import evaluate
-    from mhr_tf.data import threedpw
     predictor = evaluate.mean_pose_predictor(contract(size))
     return {split: evaluate.evaluate(predictor, roots[split], "test").summary["paper"]["pa_mpjpe_mm"]
             for split in SPLITS}
@@ -303,4 +303,33 @@ def run_lab(size_name: str = "lab", out=None, workers: int = 2, publish: Path | 
     lab_report.write(summary, out)
     if publish is not None:
         lab_report.write(summary, Path(publish))
+    return summary
+
+
+# App. B: "We performed a hyperparameter sweep with 5 seeds, using a DANN loss weight between 0.2 and 5 ... and report
+# the best, with the mean in parentheses."
+DANN_WEIGHTS = (0.2, 0.5, 1.0, 2.0, 5.0)
+DANN_SEEDS = (0, 1, 2, 3, 4)
+
+
+def dann_sweep(size_name: str = "lab", out=None, workers: int = 2, weights=DANN_WEIGHTS, seeds=DANN_SEEDS,
+               publish: Path | None = None) -> dict:
+    """The paper's DANN protocol on the lab's data: RGB + DANN for every weight x seed (resumable); reports the best
+    run and the mean over all, on the shifted test set, beside plain RGB when the lab has run it."""
+    size = SIZES[size_name]
+    out = Path(out) if out is not None else default_out(size_name)
+    roots = simulate(out, size, workers)
+    build_caches(roots, size, workers)
+    jobs = [(str(out), size_name, "rgb_dann", seed, float(weight)) for weight in weights for seed in seeds]
+    if workers <= 1:
+        results = [run_job(*job) for job in jobs]
+    else:
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(_worker_job, *zip(*jobs)))
+    from mhr_tf.experiments import lab_report
+    summary = lab_report.summarize_sweep(results, [_read_result(run_dir(out, "rgb", seed) / RESULT_FILE, size)
+                                                   for seed in size.seeds])
+    lab_report.write_sweep(summary, out)
+    if publish is not None:
+        lab_report.write_sweep(summary, Path(publish))
     return summary
