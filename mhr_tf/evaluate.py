@@ -1,41 +1,42 @@
 """3DPW evaluation of Motion HMR (paper §4, App. A) under the paper's protocol and the official 3DPW one.
 
-    tracks (mhr_tf.data.threedpw) ─► pipeline.make_target_dataset (App. A's test inputs, by the model's contract)
+    tracks (mhr_tf.data.threedpw; one split, or all three as the official evaluation pools them)
+        ─► pipeline.make_target_dataset (App. A's test inputs, by the model's contract)
         ─► predictor ([B, T-1, S, S, C] -> T assembled frames) ─► one prediction per frame (WINDOW_RULE)
-        ─► ground truth (gendered body) ─► per-frame errors ─► the two protocols' frame selection and averaging
+        ─► optional One-Euro smoothing (of the joints, or of the SMPL parameters as `predict --smooth` does)
+        ─► ground truth (gendered body) ─► per-frame errors ─► the protocols' frame selection and pooling
+        ─► mhr_tf.report (tables, plots, TensorBoard)
 
-A predictor is anything that maps the batch contract's inputs to the SavedModel's outputs (`export.SERVING_OUTPUTS`
-for T frames): a Keras model, a checkpoint rebuilt from its run directory, a SavedModel, or the mean-pose baseline —
-all evaluated by the same code.
+A predictor (`mhr_tf.predictors`) is anything that maps the batch contract's inputs to the SavedModel's outputs: a
+Keras model, a checkpoint, a SavedModel, or the mean-pose baseline — all evaluated by the same code.
 
-Protocols (each reports the frames and person-sequences it scored, because published numbers differ by protocol):
-- "paper" (the HMR/HMMR family the paper compares with): the 14 LSP joints regressed from the vertices (the
-  gendered ground-truth body vs the neutral predicted body), MPJPE after centring both on the midpoint of the hips,
-  frames that are not totally occluded (>= 7 keypoints above OpenPose confidence 0.1, App. A) and have a valid camera
-  pose, averaged per person-sequence, then over person-sequences.
-- "official" (3DPW's evaluation code): the 24 SMPL joints (3DPW's jointPositions vs the predicted body's joints),
-  MPJPE after centring both on the pelvis joint, frames where `campose_valid` holds and `poses2d` is not all zero,
-  averaged over all frames of the split.
-In both, PA-MPJPE aligns each frame by a similarity (Procrustes); PVE compares the vertices of the two bodies, each
-centred on its protocol root; the acceleration error is VIBE's, over frames whose two neighbours are scored too.
+The protocols and poolings are defined in `mhr_tf.protocols`; the official protocol also scores 3DPW's PCK, AUC,
+MPJAE and PA-MPJAE. A user's joint regressor (`load_joint_regressor`: HMR's cocoplus or VIBE's J_regressor_h36m)
+replaces the paper protocol's LSP-14 joints by joints regressed from both meshes, which needs both bodies on SMPL's
+6890-vertex mesh. In both protocols PA-MPJPE aligns each frame by a similarity (Procrustes); PVE compares the vertices
+of the two bodies, each centred on its protocol root; the acceleration error is VIBE's, over frames whose two
+neighbours are scored too.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import tensorflow as tf
 
-from mhr_tf import export, geometry, metrics, paper, smoothing
-from mhr_tf.body import joints as joint_sets
+from mhr_tf import exports, geometry, metrics, smoothing
 from mhr_tf.body import smpl
 from mhr_tf.data import pipeline, threedpw
-from mhr_tf.data.preprocessing import Channels, Preprocessing
-from mhr_tf.model import regressor
+# Callers read the predictors, the protocols and the report's writers as evaluate.X.
+from mhr_tf.predictors import (Predictor, checkpoint_predictor, keras_predictor, load_predictor,  # noqa: F401
+                               mean_pose_predictor, saved_model_predictor)
+from mhr_tf.protocols import (METRIC_TITLES, METRICS, OFFICIAL, OFFICIAL_METRICS, OFFICIAL_SCALE, PAPER,  # noqa: F401
+                              PROTOCOLS, Protocol, configured)
+from mhr_tf.report import (EvaluationResult, comparison_table, markdown_table, plot_track, write_report,  # noqa: F401
+                           write_summaries)
 
 log = logging.getLogger(__name__)
 
@@ -47,105 +48,18 @@ WINDOW_RULE = ("windows every floor(T/2) frames; each frame takes the prediction
                "never a window's last ('future' head) prediction except for the track's last frame; padding frames "
                "never count")
 SPLIT = "test"  # paper §4: "we evaluate only on sequences in the test set"
+ALL_SPLITS = "all"  # train + validation + test, as 3DPW's official evaluation pools them
+# aymenmir1/3dpw-eval's NUM_SEQS: person-sequences over the three splits (it scores nothing unless all are there).
+OFFICIAL_NUM_TRACKS = 87
+THREEDPW_FPS = 30.0
 # The per-frame outputs a predictor must return ("vertices" is optional: without it PVE is not reported).
 REQUIRED_OUTPUTS = ("pose", "betas", "camera", "joints3d", "smpl_joints3d", "keypoints2d")
-METRICS = ("pa_mpjpe", "mpjpe", "pve", "accel")
-METRIC_TITLES = {"pa_mpjpe": "PA-MPJPE (mm)", "mpjpe": "MPJPE (mm)", "pve": "PVE (mm)",
-                 "accel": "Accel (mm/frame²)"}
-@dataclasses.dataclass(frozen=True)
-class Protocol:
-    name: str
-    title: str
-    joint_names: tuple[str, ...]  # the joints scored
-    root: tuple[str, ...]         # MPJPE, PVE and acceleration centre on the mean of these joints
-    weighting: str                # "sequence": mean per person-sequence, then over them; "frame": over all frames
-    frames: str                   # which frames count, in words
-
-
-PAPER = Protocol("paper", "paper (HMR/HMMR family)", joint_sets.LSP_14, metrics.PELVIS_HIP_MIDPOINT, "sequence",
-                 ">= 7 keypoints with confidence > 0.1 and campose_valid")
-OFFICIAL = Protocol("official", "official 3DPW", joint_sets.SMPL_24, ("pelvis",), "frame",
-                    "campose_valid and poses2d not all zero")
-PROTOCOLS = (PAPER, OFFICIAL)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Predictors
-
-@dataclasses.dataclass
-class Predictor:
-    """inputs `[B, T-1, S, S, C]` float32 -> `{name: [B, T, ...]}` numpy, names from `export.SERVING_OUTPUTS`."""
-    fn: Callable[[object], dict]
-    pre: Preprocessing            # the contract its inputs are made with
-    faces: np.ndarray             # [F, 3] int32 triangles of the predicted body (for drawing)
-    name: str
-    source: str = ""              # what it came from (checkpoint, SavedModel, "mean pose")
-    step: int | None = None       # training step of its weights
-
-    def __call__(self, inputs) -> dict[str, np.ndarray]:
-        return self.fn(inputs)
-
-
-def keras_predictor(model, pre: Preprocessing, faces: np.ndarray | None = None, name: str | None = None,
-                    source: str = "", step: int | None = None) -> Predictor:
-    """A Motion HMR Keras model (built with vertices) as a predictor, through `export.assembled_outputs`."""
-    @tf.function(input_signature=[export.input_spec(pre)])
-    def call(inputs):
-        return export.assembled_outputs(model({"inputs": inputs}, training=False))
-
-    def fn(inputs):
-        return {k: v.numpy() for k, v in call(tf.convert_to_tensor(inputs, tf.float32)).items()}
-    faces = export.body_faces(model) if faces is None else faces
-    return Predictor(fn, pre, faces, name or f"Keras model {model.name}", source, step)
-
-
-def checkpoint_predictor(model_dir, checkpoint=None) -> Predictor:
-    """The newest (or the given) checkpoint of a training run, rebuilt from its run directory."""
-    restored = export.restore_model(model_dir, checkpoint)
-    name = f"checkpoint {Path(restored.source).name} (step {restored.step})"
-    return keras_predictor(restored.model, restored.pre, restored.faces, name, restored.source, restored.step)
-
-
-def saved_model_predictor(path) -> Predictor:
-    """A SavedModel written by `export.export_saved_model` (`path`: the export directory or one version of it)."""
-    version = export.resolve_version(path)
-    metadata = export.load_metadata(version)
-    loaded = tf.saved_model.load(str(version))
-    signature = loaded.signatures[export.SIGNATURE]
-
-    def fn(inputs, _keep_alive=loaded):  # the signature's variables live as long as the loaded object
-        outputs = signature(**{export.INPUT_NAME: tf.convert_to_tensor(inputs, tf.float32)})
-        return {k: v.numpy() for k, v in outputs.items()}
-    return Predictor(fn, metadata.pre, metadata.faces, f"SavedModel {version}", str(version), metadata.step)
-
-
-def mean_pose_predictor(pre: Preprocessing | None = None, body_model_path=None) -> Predictor:
-    """The baseline that ignores its input: HMR's mean parameters (`regressor.mean_parameters`) on every frame,
-    through the neutral body of `body_model_path`. Its inputs are made by `pre` (default: the paper's) with no
-    channel but the occlusion indicator, so its frames and boxes are those of a model with that contract."""
-    pre = dataclasses.replace(pre or Preprocessing(), channels=Channels(False, False, False))
-    body = smpl.load_body_model(body_model_path, "neutral")
-    theta = regressor.mean_parameters()
-    pose, betas, camera = (np.asarray(x, np.float32) for x in regressor.split_parameters(theta))
-    vertices, joints24 = smpl.forward_numpy(body, betas[None], pose[None])
-    joints14 = np.einsum("kv,vc->kc", body.lsp_regressor, vertices[0]).astype(np.float32)
-    frame = {"pose": pose, "betas": betas, "camera": camera, "joints3d": joints14, "smpl_joints3d": joints24[0],
-             "keypoints2d": geometry.weak_perspective_project(joints14, camera).astype(np.float32),
-             "vertices": vertices[0]}
-
-    def fn(inputs):
-        batch = int(inputs.shape[0])
-        return {k: np.broadcast_to(v, (batch, pre.num_frames) + v.shape) for k, v in frame.items()}
-    return Predictor(fn, pre, body.faces, "mean pose (baseline)", "mean pose")
-
-
-def load_predictor(model_dir=None, saved_model=None, checkpoint=None) -> Predictor:
-    """A checkpoint's predictor (`model_dir`, optionally `checkpoint`) or a SavedModel's."""
-    if (model_dir is None) == (saved_model is None):
-        raise ValueError("give exactly one of a model directory (checkpoints) and a SavedModel directory")
-    if saved_model is not None:
-        return saved_model_predictor(saved_model)
-    return checkpoint_predictor(model_dir, checkpoint)
+SMPL_NUM_VERTICES = 6890
+# VIBE/SPIN's H36M_TO_J14 (VIBE lib/models/smpl.py): the 17 rows of J_regressor_h36m.npy -> the 14 evaluation joints.
+H36M_TO_LSP14 = (6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10)
+SMOOTHINGS = {"none": "", "joints": " + One-Euro on joints", "parameters": " + One-Euro on SMPL parameters"}
+# Joint positions are metres: a 1 Hz floor removes frame-to-frame jitter, beta lets fast limbs through.
+POSITION_FILTER = smoothing.OneEuro(min_cutoff=1.0, beta=1.0, d_cutoff=1.0)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -256,15 +170,13 @@ def predict_tracks(predictor: Predictor, tracks, batch_size: int = 1, progress: 
         yield current.index, current.finish()
 
 
-# Joint positions are metres: a 1 Hz floor removes frame-to-frame jitter, beta lets fast limbs through.
-POSITION_FILTER = smoothing.OneEuro(min_cutoff=1.0, beta=1.0, d_cutoff=1.0)
-
+# --------------------------------------------------------------------------------------------------------------------
+# Smoothing (optional, reported apart: the paper's numbers are unsmoothed)
 
 def smoothed(predictions, fps: float, params: smoothing.OneEuro = POSITION_FILTER
              ) -> list[tuple[int, TrackPrediction]]:
     """The per-frame predictions with their 3D joints and vertices One-Euro filtered over each track's frames that
-    were not totally occluded (the others keep their values; no protocol scores them). Optional, reported apart: the
-    paper's numbers are unsmoothed."""
+    were not totally occluded (the others keep their values; no protocol scores them)."""
     out = []
     for index, prediction in predictions:
         valid = ~np.asarray(prediction.occluded, bool)
@@ -277,6 +189,56 @@ def smoothed(predictions, fps: float, params: smoothing.OneEuro = POSITION_FILTE
                     np.float32)
         out.append((index, dataclasses.replace(prediction, **fields)))
     return out
+
+
+def _posed(body: smpl.BodyModel, betas, pose, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices `[N, V, 3]` and SMPL joints `[N, 24, 3]` of `body` in the body frame (no translation)."""
+    parts = [smpl.forward_numpy(body, betas[i:i + chunk], pose[i:i + chunk]) for i in range(0, len(pose), chunk)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def smooth_prediction(prediction: TrackPrediction, fps: float, body: smpl.BodyModel, image_hw: tuple[int, int],
+                      crop_size: int, pose_filter: smoothing.OneEuro = smoothing.POSE_FILTER,
+                      camera_filter: smoothing.OneEuro = smoothing.CAMERA_FILTER) -> TrackPrediction:
+    """`predict --smooth` on one track: `smoothing.smooth_track` over the frames that were not totally occluded
+    (rotations One-Euro filtered in 6D, one betas for the track, and the camera as the translation of a pinhole
+    camera over the whole image, `exports.camera_translation`, so the box's own jitter does not enter), the camera
+    brought back into each frame's box (`exports.weak_perspective_from_translation`), and the joints, vertices and 2D
+    keypoints re-posed from the smoothed parameters with `body`. Occluded frames keep their values."""
+    valid = ~np.asarray(prediction.occluded, bool)
+    if not valid.any():
+        return prediction
+    camera = np.asarray(prediction.camera, np.float64)
+    box_centre, box_size = prediction.box_centre, prediction.box_size
+    with np.errstate(divide="ignore", invalid="ignore"):  # s <= 0 (an untrained model) has no translation
+        trans = exports.camera_translation(camera, box_centre, box_size, image_hw, crop_size)
+    trans[camera[:, 0] <= 0] = np.nan
+    out = smoothing.smooth_track(prediction.pose, prediction.betas, trans, valid, fps, pose_filter, camera_filter)
+    placed = valid & np.isfinite(out["camera"]).all(axis=1)
+    smoothed_camera = camera.copy()
+    smoothed_camera[placed] = exports.weak_perspective_from_translation(
+        out["camera"][placed], box_centre[placed], box_size[placed], image_hw, crop_size)
+    vertices, joints24 = _posed(body, out["betas"][valid], out["pose"][valid])
+    joints14 = np.einsum("kv,nvc->nkc", body.lsp_regressor, vertices)
+    fields = {"pose": out["pose"][valid], "betas": out["betas"][valid], "camera": smoothed_camera[valid],
+              "joints3d": joints14, "smpl_joints3d": joints24,
+              "keypoints2d": geometry.weak_perspective_project(joints14.astype(np.float64), smoothed_camera[valid])}
+    if prediction.vertices is not None:
+        fields["vertices"] = vertices
+    replaced = {}
+    for name, value in fields.items():
+        array = np.array(getattr(prediction, name), np.float32)
+        array[valid] = value
+        replaced[name] = array
+    return dataclasses.replace(prediction, **replaced)
+
+
+def smoothed_parameters(predictions, tracks, fps: float, body: smpl.BodyModel, crop_size: int
+                        ) -> list[tuple[int, TrackPrediction]]:
+    """`smooth_prediction` on every track's predictions (`tracks` give the frame size)."""
+    return [(index, smooth_prediction(prediction, fps, body,
+                                      threedpw.read_image(tracks[index].image_paths[0]).shape[:2], crop_size))
+            for index, prediction in predictions]
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -309,9 +271,12 @@ class TrackErrors:
     accel: np.ndarray      # [max(N - 2, 0)], entry t centred on frame t + 1
     mask: np.ndarray       # [N] bool
     accel_mask: np.ndarray  # [max(N - 2, 0)] bool
+    official: dict = dataclasses.field(default_factory=dict)  # "pck", "auc", "mpjae", "pa_mpjae" -> [N]
 
     def values(self, metric: str) -> tuple[np.ndarray, np.ndarray]:
-        return (self.accel, self.accel_mask) if metric == "accel" else (getattr(self, metric), self.mask)
+        if metric == "accel":
+            return self.accel, self.accel_mask
+        return (self.official[metric] if metric in OFFICIAL_METRICS else getattr(self, metric)), self.mask
 
 
 def protocol_mask(protocol: Protocol, track, prediction: TrackPrediction) -> np.ndarray:
@@ -328,11 +293,44 @@ def _root(joints: np.ndarray, protocol: Protocol) -> np.ndarray:
     return np.asarray(joints, np.float64)[:, index].mean(axis=1, keepdims=True)
 
 
-def score_track(track, prediction: TrackPrediction, truth: GroundTruth) -> dict[str, TrackErrors]:
+@dataclasses.dataclass(frozen=True)
+class JointRegressor:
+    """A user's regressor of the paper protocol's LSP-14 joints from SMPL's mesh."""
+    matrix: np.ndarray  # [14, 6890] float64
+    source: str         # the file, and which of its rows were taken
+
+    def joints(self, vertices, what: str) -> np.ndarray:
+        if vertices is None or np.shape(vertices)[-2] != self.matrix.shape[1]:
+            count = "no vertices" if vertices is None else f"{np.shape(vertices)[-2]} vertices"
+            raise ValueError(f"joint regressor {self.source}: {what} has {count} — the regressor needs SMPL's "
+                             f"{SMPL_NUM_VERTICES}-vertex mesh for both prediction and ground truth (official SMPL "
+                             "files for the model and for --body_model)")
+        return metrics.regress_joints(self.matrix, vertices)
+
+
+def load_joint_regressor(path) -> JointRegressor:
+    """A regressor file (`metrics.load_joint_regressor`: .npy / .npz / HMR's pickle) as LSP-14 rows: 14 rows as they
+    are, HMR's 19-joint cocoplus its first 14 (LSP order), H36M's 17 (VIBE's J_regressor_h36m.npy) through
+    `H36M_TO_LSP14`. It must be [J, 6890]: joints are regressed from SMPL's mesh."""
+    matrix = metrics.load_joint_regressor(path, SMPL_NUM_VERTICES)
+    rows = {14: (slice(None), "14 rows, LSP order"), 19: (slice(0, 14), "HMR cocoplus, its first 14 rows"),
+            17: (list(H36M_TO_LSP14), "H36M-17 rows through VIBE's H36M_TO_J14")}
+    if len(matrix) not in rows:
+        raise ValueError(f"{path}: {len(matrix)} joints — expected 14 (LSP), 17 (H36M, VIBE's J_regressor_h36m.npy) "
+                         "or 19 (HMR's cocoplus regressor); other joint sets have no LSP-14 order to score")
+    take, how = rows[len(matrix)]
+    return JointRegressor(matrix[take], f"{Path(path).name} ({how})")
+
+
+def score_track(track, prediction: TrackPrediction, truth: GroundTruth, protocols: tuple[Protocol, ...] = PROTOCOLS,
+                joint_regressor: JointRegressor | None = None) -> dict[str, TrackErrors]:
     """Per-frame errors of one track under every protocol."""
     out = {}
-    for protocol in PROTOCOLS:
-        if protocol.name == PAPER.name:
+    for protocol in protocols:
+        if protocol.name == PAPER.name and joint_regressor is not None:
+            pred = joint_regressor.joints(prediction.vertices, "the predicted body")
+            gt = joint_regressor.joints(truth.vertices, f"the {track.gender} ground-truth body")
+        elif protocol.name == PAPER.name:
             pred, gt = prediction.joints3d, truth.joints14
         else:
             pred, gt = prediction.smpl_joints3d, truth.joints24
@@ -348,10 +346,12 @@ def score_track(track, prediction: TrackPrediction, truth: GroundTruth) -> dict[
             accel_mask = metrics.accel_mask(mask)
         else:
             accel, accel_mask = np.zeros(0), np.zeros(0, bool)
+        official = metrics.official_3dpw_per_frame(prediction.pose, pred, track.pose_cam, gt) \
+            if protocol.name == OFFICIAL.name else {}
         out[protocol.name] = TrackErrors(
             pa_mpjpe=metrics.pa_mpjpe_per_frame(pred, gt),
             mpjpe=metrics.mpjpe_per_frame(pred, gt, protocol.joint_names, protocol.root),
-            pve=pve, accel=accel, mask=mask, accel_mask=accel_mask)
+            pve=pve, accel=accel, mask=mask, accel_mask=accel_mask, official=official)
     return out
 
 
@@ -361,19 +361,17 @@ def comparable_meshes(prediction: TrackPrediction, truth: GroundTruth) -> bool:
 
 
 def aggregate(protocol: Protocol, scored: list[tuple[object, TrackErrors]]) -> dict:
-    """The protocol's averages (mm) and the frames, person-sequences and sequence files it scored."""
+    """The protocol's numbers pooled by its pooling (`metrics.pooled_mean`; NaN errors, e.g. PVE without comparable
+    meshes, left out), and the frames, person-sequences and sequence files it scored."""
     used = [(track, e) for track, e in scored if e.mask.any()]
+    keys = {metric: (f"{metric}_mm", 1.0) for metric in METRICS}
+    if protocol.name == OFFICIAL.name:
+        keys.update({metric: (key, OFFICIAL_SCALE[metric]) for metric, key in OFFICIAL_METRICS.items()})
     summary = {}
-    for metric in METRICS:
+    for metric, (key, scale) in keys.items():
         pairs = [e.values(metric) for _, e in used]
-        if protocol.weighting == "sequence":
-            means = [metrics.masked_mean(v, m) for v, m in pairs if m.any()]
-            means = [x for x in means if np.isfinite(x)]
-            summary[f"{metric}_mm"] = float(np.mean(means)) if means else float("nan")
-        else:
-            values = np.concatenate([v for v, _ in pairs]) if pairs else np.zeros(0)
-            mask = np.concatenate([m for _, m in pairs]) if pairs else np.zeros(0, bool)
-            summary[f"{metric}_mm"] = metrics.masked_mean(values, mask) if mask.any() else float("nan")
+        summary[key] = scale * metrics.pooled_mean([v for v, _ in pairs], [m & np.isfinite(v) for v, m in pairs],
+                                                   [track.sequence for track, _ in used], protocol.pooling)
     summary.update(frames=int(sum(e.mask.sum() for _, e in used)), tracks=len(used),
                    sequences=len({track.sequence for track, _ in used}),
                    frames_total=int(sum(len(e.mask) for _, e in scored)), tracks_total=len(scored))
@@ -392,213 +390,170 @@ class _Bodies:
         return self.cache[gender]
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# Results
+class Scorer:
+    """Collects per-track errors of one predictor's predictions, one track at a time, into an `EvaluationResult`."""
 
-@dataclasses.dataclass
-class EvaluationResult:
-    name: str                                # the predictor
-    summary: dict[str, dict]                 # protocol name -> aggregate()
-    tracks: list[dict]                       # per person-sequence: sequence, person, gender, frames, per protocol
-    curves: list[dict] = dataclasses.field(default_factory=list, repr=False)  # per-frame errors for the plots
-    meta: dict = dataclasses.field(default_factory=dict)
+    def __init__(self, tracks, body_model_path=None, name: str = "", meta: dict | None = None,
+                 pooling: str | None = None, joint_regressor: JointRegressor | None = None, bodies=None):
+        self.tracks, self.name, self.meta = tracks, name, dict(meta or {})
+        self.protocols = configured(pooling, joint_regressor.source if joint_regressor is not None else None)
+        self.joint_regressor = joint_regressor
+        self.bodies = bodies or _Bodies(body_model_path)
+        self.scored = {p.name: [] for p in self.protocols}
+        self.rows, self.curves, self.mesh_notes = [], [], set()
 
-    def to_json(self) -> dict:
-        return {"predictor": self.name, **self.meta, "protocols": self.summary, "per_track": self.tracks}
+    def truth(self, index: int) -> GroundTruth:
+        track = self.tracks[index]
+        return GroundTruth.of(track, self.bodies(track.gender))
 
-
-def score_predictions(tracks, predictions: Iterable[tuple[int, TrackPrediction]], body_model_path=None,
-                      name: str = "", meta: dict | None = None) -> EvaluationResult:
-    """Errors of per-frame predictions `(track index, TrackPrediction)` against the tracks' ground truth."""
-    bodies = _Bodies(body_model_path)
-    scored: dict[str, list] = {p.name: [] for p in PROTOCOLS}
-    rows, curves, mesh_notes = [], [], set()
-    for index, prediction in predictions:
-        track = tracks[index]
-        truth = GroundTruth.of(track, bodies(track.gender))
+    def add(self, index: int, prediction: TrackPrediction, truth: GroundTruth | None = None) -> None:
+        track = self.tracks[index]
+        truth = truth if truth is not None else self.truth(index)
         if not comparable_meshes(prediction, truth):
-            mesh_notes.add("PVE not reported for some tracks: " + (
+            self.mesh_notes.add("PVE not reported for some tracks: " + (
                 "the predictor gives no vertices" if prediction.vertices is None else
                 f"the predicted body has {prediction.vertices.shape[1]} vertices, the {track.gender} ground truth "
                 f"{truth.vertices.shape[1]} (PVE needs one mesh for both, as SMPL's genders share)"))
-        errors = score_track(track, prediction, truth)
+        errors = score_track(track, prediction, truth, self.protocols, self.joint_regressor)
         row = {"sequence": track.sequence, "person": int(track.person), "gender": track.gender,
                "frames": int(track.num_frames)}
-        for protocol in PROTOCOLS:
-            scored[protocol.name].append((track, errors[protocol.name]))
+        for protocol in self.protocols:
+            self.scored[protocol.name].append((track, errors[protocol.name]))
             row[protocol.name] = aggregate(protocol, [(track, errors[protocol.name])])
             for key in ("sequences", "tracks", "tracks_total", "frames_total"):
                 row[protocol.name].pop(key)
-        rows.append(row)
-        curves.append({"sequence": track.sequence, "person": int(track.person), "errors": errors,
-                       "occluded": np.asarray(prediction.occluded, bool),
-                       "campose_valid": np.asarray(track.campose_valid, bool)})
-    summary = {p.name: aggregate(p, scored[p.name]) for p in PROTOCOLS}
-    meta = {**(meta or {}), "ground_truth_bodies": sorted(body.source for body in bodies.cache.values())}
-    if mesh_notes:
-        meta["pve_note"] = "; ".join(sorted(mesh_notes))
-        log.info("%s", meta["pve_note"])
-    return EvaluationResult(name=name, summary=summary, tracks=rows, curves=curves, meta=meta)
+        self.rows.append(row)
+        self.curves.append({"sequence": track.sequence, "person": int(track.person), "errors": errors,
+                            "occluded": np.asarray(prediction.occluded, bool),
+                            "campose_valid": np.asarray(track.campose_valid, bool)})
+
+    def result(self) -> EvaluationResult:
+        summary = {p.name: aggregate(p, self.scored[p.name]) for p in self.protocols}
+        meta = {**self.meta, "ground_truth_bodies": sorted(body.source for body in self.bodies.cache.values()),
+                "protocol_settings": {p.name: p.to_json() for p in self.protocols}}
+        if self.mesh_notes:
+            meta["pve_note"] = "; ".join(sorted(self.mesh_notes))
+            log.info("%s", meta["pve_note"])
+        return EvaluationResult(name=self.name, summary=summary, tracks=self.rows, curves=self.curves, meta=meta)
+
+
+def score_predictions(tracks, predictions: Iterable[tuple[int, TrackPrediction]], body_model_path=None,
+                      name: str = "", meta: dict | None = None, pooling: str | None = None,
+                      joint_regressor: JointRegressor | None = None) -> EvaluationResult:
+    """Errors of per-frame predictions `(track index, TrackPrediction)` against the tracks' ground truth, pooled by
+    each protocol's own pooling or `pooling` ("track", "sequence", "frame")."""
+    scorer = Scorer(tracks, body_model_path, name, meta, pooling, joint_regressor)
+    for index, prediction in predictions:
+        scorer.add(index, prediction)
+    return scorer.result()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Evaluations
+
+def track_count_note(count: int) -> str | None:
+    """Why a pooled train + validation + test evaluation is not the official one, or None when it has 87 tracks."""
+    if count == OFFICIAL_NUM_TRACKS:
+        return None
+    return (f"{count} person-sequences in train + validation + test, not the {OFFICIAL_NUM_TRACKS} of 3DPW's official "
+            "evaluation (aymenmir1/3dpw-eval NUM_SEQS): a partial copy or simulator data, not the official scope")
+
+
+def load_tracks(threedpw_root, split: str = SPLIT) -> list:
+    """The person tracks of one split, or with `split="all"` of train, validation and test in that order (the
+    official evaluation's scope), warning when they are not the official 87."""
+    if split != ALL_SPLITS:
+        return threedpw.load_split(threedpw_root, split)
+    tracks = [track for name in threedpw.SPLITS for track in threedpw.load_split(threedpw_root, name)]
+    note = track_count_note(len(tracks))
+    if note:
+        log.warning("%s: %s", threedpw_root, note)
+    return tracks
+
+
+def check_regressor_meshes(body_model_path, predictor: Predictor | None = None) -> None:
+    """Refuse a joint regressor before any prediction when a body is not on SMPL's 6890-vertex mesh."""
+    body = smpl.load_body_model(body_model_path, "neutral")
+    bodies = [("the ground-truth body model " + body.source, body.num_vertices)]
+    if predictor is not None and len(predictor.faces):
+        bodies.append((f"{predictor.name}'s body", int(np.max(predictor.faces)) + 1))
+    for what, count in bodies:
+        if count != SMPL_NUM_VERTICES:
+            raise ValueError(f"--joint_regressor regresses joints from SMPL's {SMPL_NUM_VERTICES}-vertex mesh, but "
+                             f"{what} has {count} vertices; give official SMPL files (--body_model, and a model "
+                             "trained with them), or leave the regressor out")
+
+
+def evaluate_variants(predictor: Predictor, tracks, meta: dict, batch_size: int = 1, body_model_path=None,
+                      progress: bool = False, pooling: str | None = None,
+                      joint_regressor: JointRegressor | None = None, smoothings=("none",),
+                      fps: float = THREEDPW_FPS) -> list[EvaluationResult]:
+    """One pass of `predictor` over `tracks`, scored as predicted and after each of `smoothings` (SMOOTHINGS)."""
+    bodies = _Bodies(body_model_path)
+    scorers = {kind: Scorer(tracks, body_model_path, predictor.name + SMOOTHINGS[kind],
+                            {**meta, "smoothing": kind}, pooling, joint_regressor, bodies) for kind in smoothings}
+    for index, prediction in predict_tracks(predictor, tracks, batch_size, progress):
+        truth = scorers[smoothings[0]].truth(index)
+        for kind, scorer in scorers.items():
+            if kind == "joints":
+                ((_, variant),) = smoothed([(index, prediction)], fps)
+            elif kind == "parameters":
+                ((_, variant),) = smoothed_parameters([(index, prediction)], tracks, fps, predictor.body(),
+                                                      predictor.pre.crop_size)
+            else:
+                variant = prediction
+            scorer.add(index, variant, truth)
+    return [scorer.result() for scorer in scorers.values()]
 
 
 def evaluate(predictor: Predictor, threedpw_root=None, split: str = SPLIT, tracks=None, batch_size: int = 1,
-             body_model_path=None, progress: bool = False) -> EvaluationResult:
-    """Evaluate `predictor` on every person track of a 3DPW-format split (or on `tracks`)."""
-    tracks = tracks if tracks is not None else threedpw.load_split(threedpw_root, split)
+             body_model_path=None, progress: bool = False, pooling: str | None = None,
+             joint_regressor: JointRegressor | None = None) -> EvaluationResult:
+    """Evaluate `predictor` on every person track of a 3DPW-format split ("all": the three pooled) or on `tracks`."""
+    tracks = tracks if tracks is not None else load_tracks(threedpw_root, split)
+    return evaluate_variants(predictor, tracks, evaluation_meta(predictor, threedpw_root, split, tracks), batch_size,
+                             body_model_path, progress, pooling, joint_regressor)[0]
+
+
+def evaluation_meta(predictor: Predictor, threedpw_root, split: str, tracks) -> dict:
     if not tracks:
         raise ValueError(f"{threedpw_root}: the '{split}' split has no sequence files")
     meta = {"data": str(threedpw_root) if threedpw_root is not None else "(given tracks)", "split": split,
             "preprocessing": predictor.pre.to_json(), "channels": list(predictor.pre.channels.names),
-            "source": predictor.source, "step": predictor.step,
-            "window_rule": WINDOW_RULE,
-            "protocols_defined": {p.name: {"joints": len(p.joint_names), "root": list(p.root),
-                                           "weighting": p.weighting, "frames": p.frames} for p in PROTOCOLS}}
-    return score_predictions(tracks, predict_tracks(predictor, tracks, batch_size, progress), body_model_path,
-                             predictor.name, meta)
-
-
-def _number(value: float) -> str:
-    return f"{value:.1f}" if np.isfinite(value) else "n/a"
-
-
-def markdown_table(results: list[EvaluationResult]) -> str:
-    """One row per predictor and protocol."""
-    header = ["predictor", "protocol", *METRIC_TITLES.values(), "frames", "person-sequences", "sequences"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for result in results:
-        for protocol in PROTOCOLS:
-            s = result.summary[protocol.name]
-            cells = [result.name, protocol.title, *(_number(s[f"{m}_mm"]) for m in METRICS),
-                     str(s["frames"]), str(s["tracks"]), str(s["sequences"])]
-            lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def comparison_table(results: list[EvaluationResult]) -> str:
-    """Our paper-protocol PA-MPJPE beside the paper's Table 1 (published numbers on real 3DPW)."""
-    lines = ["| method | PA-MPJPE (mm) | source |", "|---|---|---|"]
-    for result in results:
-        s = result.summary[PAPER.name]
-        lines.append(f"| ours: {result.name} | {_number(s['pa_mpjpe_mm'])} | this run: {result.meta.get('data')} "
-                     f"({result.meta.get('split')}, {s['frames']} frames, {s['tracks']} person-sequences) |")
-    ours = {tuple(c for c in r.meta.get("channels", ()) if c != "occlusion") for r in results}
-    for row in paper.TABLE_1:
-        mark = " (our configuration's row)" if row.channels is not None and row.channels in ours else ""
-        note = f" ({row.note})" if row.note else ""
-        lines.append(f"| paper: {row.label}{mark}{note} | {row.pa_mpjpe_mm:.1f} | published, paper Table 1, real "
-                     f"3DPW test set |")
-    return "\n".join(lines)
-
-
-def plot_track(curve: dict, path, others: list[dict] = (), names: list[str] = ()) -> Path:
-    """PNG of one person-sequence's per-frame errors (paper protocol) over time; unscored frames left out."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    errors = curve["errors"][PAPER.name]
-    frames = np.arange(len(errors.mask))
-    figure, axis = plt.subplots(figsize=(9, 3.2))
-    for start, stop in _runs(curve["occluded"]):
-        axis.axvspan(start - 0.5, stop - 0.5, color="0.85", lw=0)
-    for start, stop in _runs(~curve["campose_valid"]):
-        axis.axvspan(start - 0.5, stop - 0.5, color="#f4cccc", lw=0)
-    axis.plot(frames, np.where(errors.mask, errors.mpjpe, np.nan), color="tab:blue", lw=1, ls="--",
-              label=f"MPJPE ({names[0] if names else 'model'})")
-    for other, name, colour in zip([curve, *others], names or ["model"], ["tab:blue", "tab:orange", "tab:green"]):
-        e = other["errors"][PAPER.name]
-        axis.plot(frames, np.where(e.mask, e.pa_mpjpe, np.nan), color=colour, lw=1.3, label=f"PA-MPJPE ({name})")
-    axis.set_xlabel("frame")
-    axis.set_ylabel("error (mm)")
-    axis.set_title(f"{curve['sequence']} person {curve['person']} — paper protocol; grey: total occlusion "
-                   f"(< 7 keypoints), red: invalid camera pose (not scored)", fontsize=8)
-    axis.legend(fontsize=7, loc="upper right")
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
-
-
-def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
-    """[start, stop) of every run of True."""
-    flags = np.concatenate([[False], np.asarray(flags, bool), [False]])
-    edges = np.flatnonzero(np.diff(flags.astype(np.int8)))
-    return list(zip(edges[::2], edges[1::2]))
-
-
-def write_report(results: list[EvaluationResult], out_dir, compare: bool = False, plots: bool = True) -> dict:
-    """`results.md` (the table, and with `compare` the paper's Table 1 beside ours), `results.json`, and one PNG per
-    person-sequence under `plots/`. Returns the paths written."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    text = "# 3DPW evaluation\n\n" + markdown_table(results) + "\n"
-    text += "\nProtocols: " + "; ".join(
-        f"**{p.title}**: {len(p.joint_names)} joints, centred on {'+'.join(p.root)}, frames with {p.frames}, "
-        f"{'mean per person-sequence then over them' if p.weighting == 'sequence' else 'mean over all frames'}"
-        for p in PROTOCOLS) + f".\nWindows: {WINDOW_RULE}.\n"
-    if compare:
-        text += ("\n## Beside the paper's Table 1\n\nThe paper's rows are its published numbers on the real 3DPW "
-                 "test set; ours come from the data named in the row.\n\n" + comparison_table(results) + "\n")
-    written = {"markdown": out_dir / "results.md", "json": out_dir / "results.json", "plots": []}
-    written["markdown"].write_text(text)
-    written["json"].write_text(json.dumps([r.to_json() for r in results], indent=2, default=_json_default) + "\n")
-    if plots and results:
-        for i, curve in enumerate(results[0].curves):
-            others = [r.curves[i] for r in results[1:] if len(r.curves) > i]
-            name = f"{curve['sequence']}_person{curve['person']}.png"
-            written["plots"].append(plot_track(curve, out_dir / "plots" / name, others, [r.name for r in results]))
-    return written
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def write_summaries(result: EvaluationResult, log_dir, step: int) -> Path:
-    """TensorBoard scalars `<protocol>/<metric>_mm` and the frame counts, and the table as text, at `step`.
-
-    Written with `tf.summary.write` and TensorBoard's plugin names ("scalars", "text"), which is what
-    `tf.summary.scalar`/`text` write, but without needing the tensorboard package installed.
-    """
-    from tensorflow.core.framework import summary_pb2
-
-    def metadata(plugin: str) -> bytes:
-        return summary_pb2.SummaryMetadata(
-            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin)).SerializeToString()
-    log_dir = Path(log_dir)
-    writer = tf.summary.create_file_writer(str(log_dir))
-    with writer.as_default():
-        for protocol, summary in result.summary.items():
-            for key, value in summary.items():
-                if np.isfinite(value):
-                    tf.summary.write(f"{protocol}/{key}", tf.constant(value, tf.float32), step=step,
-                                     metadata=metadata("scalars"))
-        tf.summary.write("evaluation", tf.constant(markdown_table([result])), step=step, metadata=metadata("text"))
-    writer.flush()
-    writer.close()
-    return log_dir
+            "source": predictor.source, "step": predictor.step, "window_rule": WINDOW_RULE}
+    if split == ALL_SPLITS:
+        meta["splits"] = list(threedpw.SPLITS)
+        if track_count_note(len(tracks)):
+            meta["track_count_note"] = track_count_note(len(tracks))
+    return meta
 
 
 def run(out_dir, threedpw_root, split: str = SPLIT, model_dir=None, saved_model=None, checkpoint=None,
         baseline: bool = False, compare: bool = False, body_model_path=None, batch_size: int = 1,
-        plots: bool = True, sequences=None, progress: bool = True) -> tuple[list[EvaluationResult], dict]:
+        plots: bool = True, sequences=None, progress: bool = True, pooling: str | None = None,
+        joint_regressor=None, smooth: bool = False) -> tuple[list[EvaluationResult], dict]:
     """What `scripts/evaluate.py` does: evaluate a checkpoint or a SavedModel (and with `baseline` the mean pose,
-    through the same code), write the report, and with `model_dir` TensorBoard summaries in `<model_dir>/eval_<split>`.
-    """
-    tracks = threedpw.load_split(threedpw_root, split)
+    through the same code; with `smooth` the model also after One-Euro smoothing of its joints and of its SMPL
+    parameters),
+    write the report, and with `model_dir` TensorBoard summaries in `<model_dir>/eval_<split>`."""
+    tracks = load_tracks(threedpw_root, split)
     if sequences:
         tracks = [t for t in tracks if t.sequence in set(sequences)]
         if not tracks:
             raise ValueError(f"{threedpw_root}: none of the sequences {sorted(sequences)} is in the '{split}' split")
+    user_regressor = load_joint_regressor(joint_regressor) if joint_regressor is not None else None
     predictors = []
     if model_dir is not None or saved_model is not None:
         predictors.append(load_predictor(model_dir, saved_model, checkpoint))
     if baseline or not predictors:
         predictors.append(mean_pose_predictor(predictors[0].pre if predictors else None, body_model_path))
-    results = [evaluate(p, threedpw_root, split, tracks, batch_size, body_model_path, progress) for p in predictors]
+    results = []
+    for predictor in predictors:
+        if user_regressor is not None:
+            check_regressor_meshes(body_model_path, predictor)
+        smoothings = tuple(SMOOTHINGS) if smooth and predictor.source != "mean pose" else ("none",)
+        results += evaluate_variants(predictor, tracks, evaluation_meta(predictor, threedpw_root, split, tracks),
+                                     batch_size, body_model_path, progress, pooling, user_regressor, smoothings)
     written = write_report(results, out_dir, compare, plots)
     if model_dir is not None:
         written["tensorboard"] = write_summaries(results[0], Path(model_dir) / f"eval_{split}",

@@ -186,11 +186,16 @@ def select_track(tracks: Sequence[Track], person: int | str | None = None) -> Tr
     return by_id[int(person)]
 
 
+def people_tracks(sequence: keypoint_sources.KeypointSequence, num_frames: int | None = None,
+                  max_gap: int = MAX_GAP_FRAMES) -> list[Track]:
+    """Every person's track over `num_frames` video frames: grouped by the source's own ids when every detected
+    person has one (3DPW), else associated by `track_people`."""
+    known = all((f.ids >= 0).all() for f in sequence) and any(f.num_people for f in sequence)
+    return tracks_from_ids(sequence, num_frames) if known else track_people(sequence, num_frames, max_gap)
+
+
 def person_track(sequence: keypoint_sources.KeypointSequence, num_frames: int | None = None,
                  person: int | str | None = None, max_gap: int = MAX_GAP_FRAMES) -> Track:
-    """The one track `--person` names (see `select_track`) over `num_frames` video frames: grouped by the source's
-    own ids when every detected person has one (3DPW), else associated by `track_people`. Its
-    `converted(joints.COCO_18)` and `present` are what the pipeline's test branch reads."""
-    known = all((f.ids >= 0).all() for f in sequence) and any(f.num_people for f in sequence)
-    tracks = tracks_from_ids(sequence, num_frames) if known else track_people(sequence, num_frames, max_gap)
-    return select_track(tracks, person)
+    """The one track `--person` names (see `select_track`) among `people_tracks`. Its `converted(joints.COCO_18)`
+    and `present` are what the pipeline's test branch reads."""
+    return select_track(people_tracks(sequence, num_frames, max_gap), person)

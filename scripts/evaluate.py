@@ -1,4 +1,4 @@
-"""Evaluate Motion HMR on a 3DPW-format split under the paper's protocol and the official 3DPW one.
+"""Evaluate Motion HMR on a 3DPW-format split under the paper's protocol and the official 3DPW one (docs/protocols.md).
 
     python scripts/evaluate.py --model_dir runs/demo --threedpw_root /data/3DPW --body_model /data/smpl \
         --baseline --compare
@@ -10,6 +10,9 @@ preprocessing contract the model was trained with.
 Writes results.md, results.json and plots/<sequence>_person<k>.png into --out (default <model_dir>/eval_<split>, else
 ./eval_<split>), and TensorBoard scalars into <model_dir>/eval_<split>. For real 3DPW give the official SMPL files
 with --body_model: the ground truth is SMPL's, and the open body model only stands in for it on simulator data.
+--split all pools train, validation and test as 3DPW's official evaluation does; --pooling overrides each protocol's
+own pooling; --joint_regressor (HMR's cocoplus, VIBE's J_regressor_h36m.npy) regresses the paper protocol's joints
+from both meshes; --smooth adds rows after One-Euro smoothing of the joints and of the SMPL parameters.
 """
 import argparse
 import os
@@ -27,7 +30,11 @@ def main(argv=None):
     parser.add_argument("--checkpoint", default=None, help="checkpoint prefix (default: newest in --model_dir)")
     parser.add_argument("--threedpw_root", default=None,
                         help="3DPW-format root with sequenceFiles/ and imageFiles/ (default: the simulator's)")
-    parser.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    parser.add_argument("--split", default="test", choices=("train", "validation", "test", "all"))
+    parser.add_argument("--pooling", default=None, choices=("track", "sequence", "frame"),
+                        help="default: paper track, official frame")
+    parser.add_argument("--joint_regressor", default=None, help="[J, 6890] regressor for the paper protocol")
+    parser.add_argument("--smooth", action="store_true", help="also score smoothed predictions")
     parser.add_argument("--sequence", action="append", default=None, help="only these sequences (repeatable)")
     parser.add_argument("--body_model", default=None, help="SMPL model file or directory (default: open body model)")
     parser.add_argument("--out", default=None, help="report directory")
@@ -48,11 +55,15 @@ def _evaluate(args):
     out = args.out or (Path(args.model_dir) if args.model_dir else Path(".")) / f"eval_{args.split}"
     results, written = evaluate.run(out, root, args.split, args.model_dir, args.saved_model, args.checkpoint,
                                     args.baseline, args.compare, args.body_model, args.batch_size, not args.no_plots,
-                                    args.sequence)
+                                    args.sequence, pooling=args.pooling, joint_regressor=args.joint_regressor,
+                                    smooth=args.smooth)
     print(evaluate.markdown_table(results))
     if args.compare:
         print("\nThe paper's rows are its published numbers on the real 3DPW test set:\n")
         print(evaluate.comparison_table(results))
+    for result in results[:1]:
+        if "track_count_note" in result.meta:
+            print(f"warning: {result.meta['track_count_note']}")
     for result in results:
         if "pve_note" in result.meta:
             print(f"note ({result.name}): {result.meta['pve_note']}")

@@ -7,6 +7,9 @@
         ─► KeypointSequence.converted(joints.COCO_18)   (by joint name; neck and mid_hip synthesised)
         ─► mhr_tf.tracking.track_people                 (one track per person, with ids)
 
+Confidence scales: the pipeline's test rule (`Preprocessing.confidence`, App. A) reads OpenPose's confidences; a pose
+model's scores are mapped onto that scale by `open_for_contract` (MODEL_CONFIDENCE_THRESHOLDS, `rescale_confidence`).
+
 A sequence keeps the source's own layout (`layout`, `joint_names`); `converted` maps it by name into any of the
 project's joint sets. COCO-17 and Halpe-26 have no neck, COCO-17 no mid-hip: OpenPose defines both as midpoints
 (neck of the shoulders, mid-hip of the hips), so `convert_keypoints` synthesises them there, with the smaller of the
@@ -465,3 +468,62 @@ def open_keypoints(spec: str | Path, frames: Sequence[str] | None = None, layout
         return read_keypoint_json(path, images, layout)
     raise ValueError(f"{path}: unknown keypoint source — expected a directory of OpenPose/mmpose JSON, a .json, "
                      f"a 3DPW .pkl or a pose model ({', '.join(MODEL_SUFFIXES)})")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Confidence scales
+
+# The score above which each pose model's own tooling counts a keypoint as found: MoveNet's TF Hub tutorial draws
+# keypoints above 0.11 (`keypoint_threshold=0.11`); mmpose's demos default to `--kpt-thr 0.3` for RTMPose / RTMO
+# (rtmlib draws above 0.5). The test rule of a model's contract (`Preprocessing.confidence`, App. A: OpenPose's 0.1)
+# was set for OpenPose's confidences, so `open_for_contract` maps a model file's scores onto that scale with these.
+MODEL_CONFIDENCE_THRESHOLDS = {"movenet_singlepose": 0.11, "movenet_multipose": 0.11, "rtmpose": 0.3, "rtmo": 0.3}
+
+
+def rescale_confidence(confidence, source_threshold: float, target_threshold: float) -> np.ndarray:
+    """Confidences mapped so that `c > source_threshold` exactly when the result is `> target_threshold`: piecewise
+    linear through (0, 0), (source, target) and (1, 1), continued past 1 (SimCC maxima can exceed 1); float32."""
+    if not 0.0 < source_threshold < 1.0 or not 0.0 < target_threshold < 1.0:
+        raise ValueError(f"thresholds {source_threshold}, {target_threshold} must lie in (0, 1)")
+    c = np.asarray(confidence, np.float64)
+    out = np.where(c <= source_threshold, c * (target_threshold / source_threshold),
+                   target_threshold + (c - source_threshold) * (1.0 - target_threshold) / (1.0 - source_threshold))
+    out = out.astype(np.float32)
+    # float32 rounding must not move a score across the threshold the pipeline compares with (in float32).
+    target = np.float32(target_threshold)
+    above = c > source_threshold
+    out[above] = np.maximum(out[above], np.nextafter(target, np.float32(np.inf)))
+    out[~above] = np.minimum(out[~above], target)
+    return out
+
+
+def with_confidence_scale(sequence: KeypointSequence, source_threshold: float,
+                          target_threshold: float) -> KeypointSequence:
+    """The sequence with every keypoint's confidence through `rescale_confidence` (boxes and scores stay)."""
+    frames = []
+    for f in sequence.frames:
+        keypoints = f.keypoints.copy()
+        keypoints[..., 2] = rescale_confidence(keypoints[..., 2], source_threshold, target_threshold)
+        frames.append(dataclasses.replace(f, keypoints=keypoints))
+    return dataclasses.replace(sequence, frames=frames)
+
+
+def open_for_contract(spec: str | Path, frames: Sequence[str] | None, contract_confidence: float,
+                      threshold: float | None = None, **options) -> tuple[KeypointSequence, float | None]:
+    """`open_keypoints(spec, frames, **options)` with confidences on the contract's (OpenPose's) scale, and the
+    source threshold used (None: unchanged). A pose model file's scores are mapped with its kind's threshold
+    (MODEL_CONFIDENCE_THRESHOLDS); any source's with `threshold` when given (e.g. 0.3 for mmpose JSON from RTMPose);
+    OpenPose and 3DPW files are on the contract's scale already."""
+    path = Path(spec)
+    if path.suffix.lower() in MODEL_SUFFIXES:
+        if frames is None:
+            raise ValueError(f"{path}: a pose model needs the video's frames (frames=[image paths])")
+        from mhr_tf.data import keypoint_models  # backends import on use
+        model = keypoint_models.load_model(path, **options)
+        sequence = keypoint_models.run_model(model, frames)
+        threshold = MODEL_CONFIDENCE_THRESHOLDS[model.kind] if threshold is None else threshold
+    else:
+        sequence = open_keypoints(path, frames, **options)
+    if threshold is None:
+        return sequence, None
+    return with_confidence_scale(sequence, threshold, contract_confidence), float(threshold)
