@@ -11,7 +11,7 @@ Stages (each timed; a rerun reuses every stage whose result is complete and was 
   5. evaluation of the checkpoint and of the mean-pose baseline on the shifted-domain test split (both protocols);
   6. export as a SavedModel — reused when a version was exported from that checkpoint — and the same evaluation
      through it;
-  7. prediction on one shifted-domain test video (predictions.npz/json, overlay.mp4);
+  7. prediction on one shifted-domain test video (people.json, person_0/predictions.npz/json, overlay.mp4);
   8. a picture of one training example through the pipeline (`show_example`), and <run>/summary.md with the tables,
      the preprocessing contract the model was trained with, and the pictures.
 
@@ -271,11 +271,12 @@ def saved_model_stage(stages: Stages, out: Path, saved_model: Path, threedpw_roo
 
 
 def prediction_stage(stages: Stages, out: Path, saved_model: Path, threedpw_root: Path) -> dict[str, Path]:
-    """Person 0 of the first test sequence through the SavedModel: predictions.npz/json and overlay.mp4."""
+    """Person 0 of the first test sequence through the SavedModel: people.json, person_0/predictions.npz/json and
+    overlay.mp4."""
     sequence = sorted((threedpw_root / threedpw.SEQUENCE_DIR / evaluate.SPLIT).glob("*.pkl"))[0]
     key = {**saved_model_key(saved_model), "sequence": str(sequence), "person": 0,
            "data": make.read_set_record(threedpw_root)}
-    written = {"npz": out / "predictions.npz", "json": out / "predictions.json", "overlay": out / "overlay.mp4"}
+    written = {"npz": out / "person_0" / "predictions.npz", "json": out / "people.json", "overlay": out / "overlay.mp4"}
     if _finished(out, key) and all(p.exists() for p in written.values()):
         stages.note("prediction", f"reused {out}")
         return written
