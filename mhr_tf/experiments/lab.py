@@ -289,14 +289,23 @@ def run_lab(size_name: str = "lab", out=None, workers: int = 2, publish: Path | 
         print(f"done {result['run']} seed {result['seed']}: shifted PA-MPJPE {shifted:.1f} mm "
               f"({len(results)}/{len(jobs)}, {time.time() - began:.0f} s)", flush=True)
 
+    failed = []
     if workers <= 1:
         for job in jobs:
             done(run_job(*job))
     else:
         context = multiprocessing.get_context("spawn")  # a fresh TensorFlow per worker
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-            for future in concurrent.futures.as_completed([pool.submit(_worker_job, *job) for job in jobs]):
-                done(future.result())
+            futures = {pool.submit(_worker_job, *job): job for job in jobs}
+            for future in concurrent.futures.as_completed(futures):
+                try:
+                    done(future.result())
+                except Exception as error:  # one failed job must not lose the others; a rerun retries it
+                    failed.append((futures[future][2:], f"{type(error).__name__}: {error}"))
+                    print(f"FAILED {futures[future][2:]}: {failed[-1][1]}", flush=True)
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(jobs)} lab jobs failed ({failed[0][0]}: {failed[0][1]}); the "
+                           "others are kept: rerun the same command to retry them")
     from mhr_tf.experiments import lab_report
     summary = lab_report.summarize(results, mean_pose_scores(roots, size), size, rows)
     summary.update(seconds={"data_and_caches": prepared, "total": time.time() - began}, out=str(out))
