@@ -3,7 +3,9 @@
     python scripts/train.py --gin_file gin/full.gin --model_dir runs/full [--gin_param "train.num_steps = 1000"]
     tensorboard --logdir runs/full
 
-Rerunning the same command resumes from the last checkpoint in --model_dir. Ctrl-C saves a checkpoint and stops.
+Rerunning the same command resumes from the last checkpoint in --model_dir. Ctrl-C saves a checkpoint at the last
+finished step and stops (exit status 130); a second Ctrl-C stops at once without saving. A fault (a wrong path, an
+unwritable or full disk, every sample bad, a loss that turns NaN) is one line on stderr and exit status 2.
 """
 import argparse
 import functools
@@ -23,6 +25,9 @@ def main(argv=None) -> int:
     from mhr_tf import cli
     cli.add_debug_flag(parser)
     args = parser.parse_args(argv)
+    if not args.debug:
+        # FFmpeg's own line per unreadable video ("moov atom not found"); the decoder's error names the file.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
     def run():
         from mhr_tf import gin_config

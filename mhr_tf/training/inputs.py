@@ -38,12 +38,25 @@ def make_source(kind: str, pre: Preprocessing, *, surreal_root=None, background_
             raise ValueError("training source 'cache' needs train.cache_dir (a directory example_cache wrote)")
         return CacheSource(cache_dir, pre)
     if kind == "files":
-        return sources.FileSource(surreal_root or simulator_root("surreal"),
-                                  background_root or simulator_root("backgrounds"), pre.num_frames, split,
-                                  body_model_path, bad_samples)
+        surreal_root = _existing_root(surreal_root, "surreal", "train.surreal_root",
+                                      "SURREAL's folder (the one holding train/run0/...)")
+        background_root = _existing_root(background_root, "backgrounds", "train.background_root",
+                                         "the background videos' folder")
+        return sources.FileSource(surreal_root, background_root, pre.num_frames, split, body_model_path, bad_samples)
     if kind == "tfds":
         return sources.TFDSSource(tfds_data_dir, pre.num_frames, split)
     raise ValueError(f"training source {kind!r}: expected one of {SOURCES}")
+
+
+def _existing_root(root, kind: str, binding: str, what: str) -> Path:
+    """`root` (default: the simulator's `kind` folder), or an error naming the gin binding to set when it is not a
+    directory."""
+    default = root is None
+    root = simulator_root(kind) if default else Path(root)
+    if not root.is_dir():
+        make = f", or make the simulator's: python scripts/make_synthetic.py {kind} --out {root}" if default else ""
+        raise FileNotFoundError(f"{root}: no such directory — set {binding} to {what}{make}")
+    return root
 
 
 def join_domains(source, target_features):

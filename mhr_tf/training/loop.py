@@ -7,16 +7,26 @@ TensorBoard summaries (losses, learning rate, steps/s, rejected samples by reaso
 with the predicted skeleton), checkpoints and `operative_config.gin`.
 
 Faults end in one message, never a traceback from deep inside TensorFlow: a loss that turns NaN, a bad-sample budget
-exceeded (every file broken), a full disk before a save, an unwritable model directory; Ctrl-C saves a checkpoint at
-the current step (keeping the data position) and stops.
+exceeded (every file broken), a full disk before or during a save (the previous checkpoint stays the newest), an
+unwritable model directory, a wrong data root (reported before the model is built). Bad samples are logged in full
+only for the first few, then as a summary line now and then. Ctrl-C (SIGINT) stops after the current step — or at once
+while waiting for data — saving a checkpoint at the last finished step with its data position; a second Ctrl-C stops
+the process at once without saving. A run killed at any point (even `kill -9` during a save) resumes bit for bit from
+its newest checkpoint.
 """
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import math
+import os
+import re
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +34,8 @@ import gin
 import keras
 import numpy as np
 import tensorflow as tf
+# Cancels a pending `next(iterator)` (a tf.function call) from the main thread; TF has no public API for that.
+from tensorflow.python.eager import cancellation
 
 from mhr_tf import metrics
 from mhr_tf.data import pipeline, sources
@@ -35,6 +47,10 @@ log = logging.getLogger(__name__)
 
 # Paper Table 3 caption: 31 frames uses batch size 3.
 BATCH_SIZE = 3
+# Bad samples logged in full, then one summary line per this many more (a run whose every file was broken once
+# logged 77,007 warnings in ten minutes).
+BAD_SAMPLE_LOG_FIRST = 5
+BAD_SAMPLE_LOG_EVERY = 1000
 # The network's settings: configured here, at the edge (the model module stays free of gin).
 ModelConfig = gin.external_configurable(motion_hmr.ModelConfig, "ModelConfig")
 
@@ -45,6 +61,11 @@ class NonFiniteLossError(RuntimeError):
 
 class BadSampleBudgetError(RuntimeError):
     """Training stopped because too many samples could not be used (see `pipeline.BadSampleBudget`)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training; the message says which checkpoint holds the last finished step. A KeyboardInterrupt,
+    so that a caller running more after training (an evaluation, a sweep) stops too."""
 
 
 @gin.configurable
@@ -102,7 +123,7 @@ def train(model_dir, *, source: str = "files", surreal_root=None, background_roo
     (with a cache: its "target" windows).
     `batch_size` is the global batch (labelled clips per step over all replicas). A run that is stopped and started
     again continues from its last checkpoint: step, weights, optimizer state and (with the files source) the data
-    position.
+    position. Ctrl-C saves a checkpoint and raises `Interrupted` (a KeyboardInterrupt) naming it.
     """
     # MultiWorkerMirroredStrategy configures the process's collective ops, which must precede every other TF op.
     strategy = make_strategy()
@@ -115,6 +136,11 @@ def train(model_dir, *, source: str = "files", surreal_root=None, background_roo
         for stale in run_dir.remove_stale_temporaries(model_dir):
             print(f"removed {stale}, left by an interrupted save")
         run_dir.write_run(model_dir, pre, model_config)
+    bad_samples = sources.BadSamples()
+    roots = dict(surreal_root=surreal_root, background_root=background_root, tfds_data_dir=tfds_data_dir,
+                 cache_dir=cache_dir, body_model_path=body_model_path)
+    # The source before the model: a wrong data root is reported in seconds, not after the model is built.
+    data = inputs.make_source(source, pre, bad_samples=bad_samples, **roots)
     if mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(seed)  # the same seed gives the same initial weights
@@ -124,40 +150,48 @@ def train(model_dir, *, source: str = "files", surreal_root=None, background_roo
     replica_batch = batch_size // strategy.num_replicas_in_sync
     num_shards, shard_index = _input_shard(strategy)
     run = _restore(strategy, model_dir, pre, model_config, dann_weight, chief, shard_index, keep_checkpoints)
+    if chief:  # before any step: a disk that cannot hold one checkpoint would lose the first `checkpoint_every`
+        run_dir.check_free_space(model_dir, run_dir.checkpoint_bytes(run.last_good, run.model.variables),
+                                 newest=run.last_good)
 
-    bad_samples = sources.BadSamples()
-    roots = dict(surreal_root=surreal_root, background_root=background_root, tfds_data_dir=tfds_data_dir,
-                 cache_dir=cache_dir, body_model_path=body_model_path)
-    data = inputs.make_source(source, pre, bad_samples=bad_samples, **roots)
-    dataset = inputs.training_batches(
-        data, pre, replica_batch, seed, start_index=int(run.next_example.numpy()), num_shards=num_shards,
-        shard_index=shard_index, data_service=data_service, budget=pipeline.BadSampleBudget(),
-        target_tracks=(None if dann_weight is None else () if source == "cache" else
-                       inputs.target_tracks(threedpw_root)),
-        target_start=int(run.step.numpy()) * replica_batch)
-    iterator = iter(strategy.distribute_datasets_from_function(
-        lambda context: _checked_input(dataset, context, num_shards, shard_index)))
-    step_fn = train_step_lib.make_train_step(run.model, run.optimizer, strategy, batch_size,
-                                             dann=dann_weight is not None)
-    validation = _validation_fn(run.model, source, pre, validation_examples, seed, roots)
-    writer = tf.summary.create_file_writer(str(model_dir / "train")) if chief else tf.summary.create_noop_writer()
-    if chief:
-        run_dir.write_atomically(model_dir / run_dir.OPERATIVE_CONFIG, gin.operative_config_str())
-
-    from tqdm import tqdm
+    budget = pipeline.BadSampleBudget()
+    bad_log = _BadSampleLog(bad_samples)
+    sources.log.addFilter(bad_log)
+    batches = None
     last = {}
-    began, began_step = time.time(), int(run.step.numpy())
-    bar = tqdm(total=num_steps, initial=began_step, desc="training", unit="step", disable=not (progress and chief),
-               dynamic_ncols=True)
     rejected = np.zeros(len(sources.REASONS), np.int64)
+    writer = tf.summary.create_noop_writer()
+    from tqdm import tqdm
+    bar = tqdm(total=num_steps, initial=int(run.step.numpy()), desc="training", unit="step",
+               disable=not (progress and chief), dynamic_ncols=True)
     try:
-        with writer.as_default():
-            while int(run.step.numpy()) < num_steps:
+        dataset = inputs.training_batches(
+            data, pre, replica_batch, seed, start_index=int(run.next_example.numpy()), num_shards=num_shards,
+            shard_index=shard_index, data_service=data_service, budget=budget,
+            target_tracks=(None if dann_weight is None else () if source == "cache" else
+                           inputs.target_tracks(threedpw_root)),
+            target_start=int(run.step.numpy()) * replica_batch)
+        batches = _Batches(iter(strategy.distribute_datasets_from_function(
+            lambda context: _checked_input(dataset, context, num_shards, shard_index))))
+        step_fn = train_step_lib.make_train_step(run.model, run.optimizer, strategy, batch_size,
+                                                 dann=dann_weight is not None)
+        validation = _validation_fn(run.model, source, pre, validation_examples, seed, roots)
+        if chief:
+            writer = tf.summary.create_file_writer(str(model_dir / "train"))
+            run_dir.write_atomically(model_dir / run_dir.OPERATIVE_CONFIG, gin.operative_config_str())
+
+        began, began_step = time.time(), int(run.step.numpy())
+        stop = _StopRequest()
+        with writer.as_default(), stop:
+            while int(run.step.numpy()) < num_steps and not stop.requested:
                 try:
-                    features, labels = next(iterator)
+                    features, labels = batches.next(stop)
+                except _Stopped:
+                    break
                 except tf.errors.InvalidArgumentError as error:
                     if pipeline.BadSampleBudget.MESSAGE in str(error):
-                        raise BadSampleBudgetError(_budget_message(error, bad_samples)) from None
+                        raise BadSampleBudgetError(_budget_message(error, bad_samples, budget,
+                                                                   int(run.step.numpy()))) from None
                     raise
                 values, last_example = step_fn(features, labels)
                 loss = float(values["total"])
@@ -182,20 +216,24 @@ def train(model_dir, *, source: str = "files", surreal_root=None, background_roo
                     tf.summary.scalar("validation/pa_mpjpe_mm", last["val_pa_mpjpe_mm"], step=current)
                 if current % checkpoint_every == 0 or current == num_steps:
                     _save(run, model_dir, chief)
-    except KeyboardInterrupt:
+            if stop.requested:
+                bar.close()
+                raise Interrupted(_stop_and_save(run, model_dir, chief))
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:  # a Ctrl-C before the handler was in place, or off the main thread
         bar.close()
-        current = int(run.step.numpy())
-        if run.last_good is None or not run.last_good.endswith(f"ckpt-{current}"):
-            _save(run, model_dir, chief)
-        print(f"\ninterrupted at step {current}: saved {run.last_good}; rerun the same command to resume")
-        last["interrupted"] = 1.0
+        raise Interrupted(_stop_and_save(run, model_dir, chief)) from None
     finally:
         bar.close()
+        if batches is not None:
+            batches.close()
+        sources.log.removeFilter(bad_log)
         writer.flush()
         if not chief:
             shutil.rmtree(run.manager.directory, ignore_errors=True)
     if bad_samples.count:
-        print(bad_samples.report())
+        print(_bad_sample_summary(bad_samples), file=sys.stderr)
     last["rejected"] = float(rejected.sum())
     return last
 
@@ -230,25 +268,223 @@ def _restore(strategy, model_dir: Path, pre: Preprocessing, model_config, dann_w
 
 def _save(run: _Run, model_dir: Path, chief: bool) -> None:
     """A checkpoint at the current step, after checking the disk can hold it; a failed save leaves the previous
-    checkpoint as the newest and says so."""
+    checkpoint as the newest (TF writes a `ckpt-N_temp` folder, then the files, then the `checkpoint` index), removes
+    what it half wrote and says so."""
     directory = Path(run.manager.directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    run_dir.check_free_space(directory, run_dir.checkpoint_bytes(run.last_good, run.model.variables))
+    step = int(run.step.numpy())
     try:
-        saved = run.manager.save(checkpoint_number=int(run.step.numpy()))
-    except (tf.errors.ResourceExhaustedError, tf.errors.UnknownError, OSError) as error:
+        directory.mkdir(parents=True, exist_ok=True)
+        run_dir.check_free_space(directory, run_dir.checkpoint_bytes(run.last_good, run.model.variables),
+                                 newest=run.last_good)
+        saved = run.manager.save(checkpoint_number=step)
+    except run_dir.RunDirError:
+        raise
+    except (tf.errors.OpError, OSError) as error:  # ENOSPC is ResourceExhausted, EFBIG OutOfRange, EIO Unknown...
+        run_dir.remove_stale_temporaries(directory.parent)
         raise run_dir.RunDirError(
-            f"{directory}: saving step {int(run.step.numpy())} failed ({str(error).splitlines()[0][:160]}); the "
-            f"newest good checkpoint is still {run.last_good or '(none)'} — free space and rerun to resume") from None
+            f"{directory}: saving step {step} failed ({_write_failure(error)}); the newest good checkpoint is still "
+            f"{run.last_good or '(none yet)'} — free some space (or fix the disk) and rerun the same command to "
+            f"resume from it") from None
     run.last_good = saved if chief else str(model_dir / run_dir.CHECKPOINT_DIR / Path(saved).name)
 
 
-def _budget_message(error: Exception, bad_samples: sources.BadSamples) -> str:
-    text = str(error)
-    start = text.find(pipeline.BadSampleBudget.MESSAGE)
-    summary = text[start:].splitlines()[0] if start >= 0 else text.splitlines()[0]
-    report = bad_samples.report() if bad_samples.count else "(no unreadable file: the rejections are by rule)"
-    return f"stopped: {summary}\n{report}\nCheck the data roots; the budget is BadSampleBudget's to change."
+def _write_failure(error: Exception) -> str:
+    """What failed, from TF's "{{function_node ...}} <file>; No space left on device [Op:SaveV2]" or an OSError."""
+    text = error.message if isinstance(error, tf.errors.OpError) else str(error)
+    text = re.sub(r"\s*\[Op:[^\]]*\]", "", re.sub(r"\{\{[^}]*\}\}\s*", "", text)).strip()
+    first = text.splitlines()[0] if text else type(error).__name__
+    file, _, why = first.rpartition("; ")
+    return f"{why}: {file}" if file else first
+
+
+def _stop_and_save(run: _Run, model_dir: Path, chief: bool) -> str:
+    """After a Ctrl-C: a checkpoint at the last finished step (unless the newest one is it); says where it is."""
+    current = int(run.step.numpy())
+    if current == 0 and run.last_good is None:
+        message = "interrupted before the first step: nothing to save; rerun the same command to start"
+    else:
+        if run.last_good is None or not run.last_good.endswith(f"ckpt-{current}"):
+            _save(run, model_dir, chief)
+        message = (f"interrupted at step {current}: saved {run.last_good} (the data position too: next example "
+                   f"{int(run.next_example.numpy())}); rerun the same command to resume")
+    return message
+
+
+class _Stopped(Exception):
+    """A Ctrl-C arrived while the loop waited for a batch."""
+
+
+class _StopRequest:
+    """Ctrl-C (SIGINT) while training: the first asks the loop to stop — after the step it is in, or at once while it
+    waits for data — and save; it also restores SIGINT's default action, so a second Ctrl-C ends the process at once,
+    even inside TensorFlow, without saving (the newest checkpoint stays; a kill at any point is safe to resume from).
+
+    Python runs a signal handler only between bytecodes of the main thread, so the loop never blocks inside
+    TensorFlow for long: batches come through `_Batches`. Off the main thread (no handler can be set there) Ctrl-C
+    stays a KeyboardInterrupt, which the loop also catches.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._installed = False
+        self._previous = None
+
+    def __enter__(self):
+        # An ignored SIGINT (`nohup`, a background job of a script) stays ignored.
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        # os.write, not print: the handler may run while the main thread is inside a print to stderr.
+        os.write(sys.stderr.fileno(), b"\nCtrl-C: stopping and saving a checkpoint at the last finished step "
+                                      b"(Ctrl-C again stops at once, without saving)\n")
+
+    def __exit__(self, *exc):
+        if self._installed:  # None: a handler set from C, which Python cannot put back
+            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)
+        return False
+
+
+class _Batches:
+    """The training batches, each fetched on a helper thread while the main thread waits in Python.
+
+    `next(iterator)` can block inside tf.data for as long as no sample is usable (every file broken, a stalled disk
+    or data service), and a Ctrl-C is only seen when the main thread runs Python. Waiting here in short slices, the
+    loop sees it at once; the fetch is a cancellable function, so the stop cancels it instead of leaving a thread
+    inside TensorFlow. The values are the iterator's own, in its order.
+    """
+
+    POLL_SECONDS = 0.1
+    CANCEL_WAIT_SECONDS = 30.0
+
+    def __init__(self, iterator):
+        self._iterator = iterator
+        self._cancel = cancellation.CancellationManager()
+        self._function = tf.function(lambda: next(iterator), autograph=False)
+        self._fetch = self._cancel.get_cancelable_function(self._function.get_concrete_function())
+
+    def next(self, stop: _StopRequest):
+        done, box = threading.Event(), {}
+
+        def fetch():
+            try:
+                box["batch"] = self._fetch()
+            except BaseException as error:  # raised again in the main thread
+                box["error"] = _without_frames(error)
+            finally:
+                done.set()
+
+        threading.Thread(target=fetch, name="mhr_tf_batches", daemon=True).start()
+        while not done.wait(self.POLL_SECONDS):
+            if stop.requested:
+                self._cancel.start_cancel()
+                done.wait(self.CANCEL_WAIT_SECONDS)
+                raise _Stopped()
+        if "error" in box:
+            raise box.pop("error")
+        return box.pop("batch")
+
+    def close(self) -> None:
+        """Cancels a pending fetch and destroys the iterator now, which stops tf.data's threads.
+
+        Left alive, a failed run's iterator (held through the traceback: gin re-raises a proxy of the exception that
+        sits in a reference cycle) kept calling the Python decoders on tf.data threads while the interpreter shut
+        down, and the process aborted with "FATAL: exception not rethrown" instead of exiting with the error."""
+        self._cancel.start_cancel()
+        self._fetch = self._function = self._iterator = None
+        gc.collect()
+
+
+def _without_frames(error: BaseException) -> BaseException:
+    """`error` and the exceptions chained to it, without tracebacks: the helper thread's frames hold the fetch
+    function, which holds the iterator, and a failed run's exception lives on (gin re-raises a proxy of it, which sits
+    in a reference cycle)."""
+    pending, seen = [error], set()
+    while pending:
+        chained = pending.pop()
+        if chained is not None and id(chained) not in seen:
+            seen.add(id(chained))
+            chained.__traceback__ = None
+            pending += [chained.__cause__, chained.__context__]
+    return error
+
+
+class _BadSampleLog(logging.Filter):
+    """Rate-limits `sources.BadSamples`' "skipping bad sample" warnings: the first `first` in full, then one summary
+    line (count by reason, the latest sample) per `every` more. Every sample is still counted (TensorBoard's
+    data/rejected/*, the run's last line)."""
+
+    def __init__(self, bad_samples: sources.BadSamples, first: int = BAD_SAMPLE_LOG_FIRST,
+                 every: int = BAD_SAMPLE_LOG_EVERY):
+        super().__init__()
+        self.bad_samples, self.first, self.every = bad_samples, first, every
+        self._seen = 0
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING or not str(record.msg).startswith("skipping bad sample"):
+            return True
+        with self._lock:
+            self._seen += 1
+            seen = self._seen
+        if seen < self.first:
+            return True
+        if seen == self.first:
+            record.msg = f"{record.msg} (from now on one line per {self.every} bad samples)"
+            return True
+        if (seen - self.first) % self.every:
+            return False
+        record.msg = "%d bad samples skipped so far (%s); the latest: %s: %s"
+        record.args = (seen, _by_reason(self.bad_samples), *record.args)
+        return True
+
+
+def _by_reason(bad_samples: sources.BadSamples) -> str:
+    return ", ".join(f"{n} × {reason}" for reason, n in sorted(dict(bad_samples.by_reason).items(),
+                                                               key=lambda kv: -kv[1]))
+
+
+def _bad_sample_summary(bad_samples: sources.BadSamples) -> str:
+    """One line for the end of a run: how many samples were skipped, why, and one of them."""
+    reason = max(bad_samples.by_reason, key=bad_samples.by_reason.get)
+    return (f"skipped {bad_samples.count} bad samples ({_by_reason(bad_samples)}); e.g. "
+            f"{bad_samples.examples[reason][0]}")
+
+
+# tf.debugging.Assert's rendering of the budget's data (`pipeline._account`): counts by reason, then the run of bad
+# samples and the recent fraction.
+_BUDGET_DATA = re.compile(r"\[([\d\s]+)\]\s*\[consecutive:\]\s*\[(\d+)\]\s*\[recent fraction:\]\s*\[([^\]]+)\]")
+
+
+def _budget_message(error: Exception, bad_samples: sources.BadSamples, budget: pipeline.BadSampleBudget,
+                    step: int) -> str:
+    """One line: why the budget stopped the run, the rejections by reason, one broken file, and what to do."""
+    data = _BUDGET_DATA.search(str(error))
+    if data:
+        counts = [int(n) for n in data.group(1).split()]
+        consecutive, fraction = int(data.group(2)), float(data.group(3))
+        why = (f"{consecutive} bad samples in a row (BadSampleBudget.max_consecutive = {budget.max_consecutive})"
+               if consecutive > budget.max_consecutive else
+               f"{fraction:.0%} of the last {budget.window} samples bad (BadSampleBudget.max_fraction = "
+               f"{budget.max_fraction})")
+        rejected = ", ".join(f"{n} × {reason}" for reason, n in zip(sources.REASONS, counts) if n)
+    else:
+        why, rejected = "too many bad samples", _by_reason(bad_samples)
+    if bad_samples.count:
+        reason = max(bad_samples.by_reason, key=bad_samples.by_reason.get)
+        example = bad_samples.examples[reason][0]
+        todo = ("fix or remove the broken files, or point train.surreal_root / train.background_root at readable "
+                "data")
+    else:
+        example = None
+        todo = "the rejections are by the contract's rules: check the data roots hold the data the contract expects"
+    return (f"bad-sample budget exceeded at step {step}: {why}; rejected so far: {rejected or 'none counted'}"
+            f"{f'; e.g. {example}' if example else ''} — {todo} (a looser BadSampleBudget lets a run skip more)")
 
 
 def _local_rejected(strategy, labels) -> np.ndarray:

@@ -39,8 +39,10 @@ def check_writable(model_dir: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=model_dir, prefix=".write_check_"):
             pass
     except OSError as error:
-        raise RunDirError(f"{model_dir}: the model directory is not writable ({error.strerror or error}); choose "
-                          f"another --model_dir or fix its permissions") from None
+        blocker = next((p for p in (model_dir, *model_dir.parents) if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file" if blocker else error.strerror or str(error)
+        raise RunDirError(f"{model_dir}: the model directory is not writable ({why}); choose another --model_dir "
+                          f"or fix its permissions") from None
 
 
 def write_run(model_dir: Path, pre: Preprocessing, model: ModelConfig) -> None:
@@ -103,13 +105,15 @@ def checkpoint_bytes(prefix: str | None, variables) -> int:
     return 3 * sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
 
 
-def check_free_space(directory: Path, needed: int) -> None:
-    """Refuses a save that would not fit, before it starts (a failed save can leave a half-written checkpoint)."""
+def check_free_space(directory: Path, needed: int, newest: str | None = None) -> None:
+    """Refuses a save that would not fit, before it starts (a failed save can leave a half-written checkpoint);
+    `newest`, the checkpoint a rerun resumes from, for the message."""
     free = shutil.disk_usage(directory).free
     if free < needed + SAVE_HEADROOM_BYTES:
-        raise RunDirError(f"{directory}: {free / 2 ** 20:.0f} MiB free, a checkpoint needs about "
-                          f"{(needed + SAVE_HEADROOM_BYTES) / 2 ** 20:.0f} MiB; free some space and rerun the same "
-                          f"command to resume from the last checkpoint")
+        resume = f"resume from {newest}" if newest else "start"
+        raise RunDirError(f"{directory}: {free / 2 ** 20:.1f} MiB free, a checkpoint needs about "
+                          f"{(needed + SAVE_HEADROOM_BYTES) / 2 ** 20:.1f} MiB; free some space and rerun the same "
+                          f"command to {resume}")
 
 
 def write_atomically(path: Path, text: str) -> None:
