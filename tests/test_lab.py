@@ -2,6 +2,7 @@
 computation, and a tiny lab end to end (two rows, two seeds), resumed."""
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,6 +93,15 @@ def test_report_statistics_and_verdicts_follow_the_hand_computation():
     assert claims["RGB is the worst input"] == "holds"
     # kp - full = 3 < 2 x 10: the same direction, not resolved.
     assert claims["flow + keypoints is the best input"] == "same direction, unresolved"
+    # gaps: rgb 50 ± 2, kp 9 ± 10.5, full 17 ± 4: rgb - kp = 41 > 2 x 10.5 and rgb - full = 33 > 2 x 4.
+    assert claims["the motion inputs lose less than RGB when the domain shifts"] == "holds"
+    flipped = [dict(r, scores={"in_domain": r["scores"]["in_domain"], "shifted": dict(
+        r["scores"]["shifted"], pa_mpjpe_mm=r["scores"]["shifted"]["pa_mpjpe_mm"] - (100 if r["run"] == "rgb" else 0))})
+        for r in results]
+    claims = {c["claim"].split(" (")[0]: c["verdict"] for c in lab_report.summarize(
+        flipped, {"in_domain": 160.0, "shifted": 170.0}, lab.SIZES["tiny"], rows)["claims"]}
+    # rgb now 50 shifted: better than kp (100) and full (97) by far more than 2 σ.
+    assert claims["RGB is the worst input"] == "contradicted"
     assert summary["order_shifted"] == ["full", "kp", "rgb"]
     assert summary["accel_goal"]["full_model_accel_mm"] == pytest.approx(21.0)
     assert summary["curves"]["rgb"][2]["mean"] == pytest.approx(165.0)
@@ -148,3 +158,10 @@ def test_sweep_report_gives_the_best_run_and_the_mean_over_all_runs():
     assert summary["per_weight"]["0.2"]["mean"] == pytest.approx(115.0)
     assert summary["per_weight"]["5.0"]["sigma"] == pytest.approx(np.std([100.0, 130.0], ddof=1))
     assert summary["rgb"] is None
+
+
+def test_readme_lab_table_is_the_one_generated_from_the_committed_results():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start, end = readme.index("<!-- lab-table:start -->\n"), readme.index("<!-- lab-table:end -->")
+    summary = json.loads((Path(__file__).resolve().parent.parent / "benchmarks" / "lab" / "lab.json").read_text())
+    assert readme[start + len("<!-- lab-table:start -->\n"):end].strip() == lab_report.table_markdown(summary)

@@ -308,7 +308,10 @@ def run_lab(size_name: str = "lab", out=None, workers: int = 2, publish: Path | 
                            "others are kept: rerun the same command to retry them")
     from mhr_tf.experiments import lab_report
     summary = lab_report.summarize(results, mean_pose_scores(roots, size), size, rows)
-    summary.update(seconds={"data_and_caches": prepared, "total": time.time() - began}, out=str(out))
+    # This invocation's wall time, and the row x seed jobs' own (a resumed run reuses finished jobs).
+    summary.update(seconds={"data_and_caches": prepared, "this_invocation": time.time() - began,
+                            "jobs_wall_sum": sum(r["seconds"] for r in results),
+                            "jobs_training_sum": sum(r["train_seconds"] for r in results)}, out=str(out))
     lab_report.write(summary, out)
     if publish is not None:
         lab_report.write(summary, Path(publish))
