@@ -77,7 +77,9 @@ def body_faces(model) -> np.ndarray:
 
 
 def input_spec(pre: Preprocessing) -> tf.TensorSpec:
-    return tf.TensorSpec([None, pre.num_pairs, pre.crop_size, pre.crop_size, pre.channels.count], tf.float32,
+    """What the serving signature takes: the contract's wire (`pre.wire_channels`; with flow in the model the pair
+    crops, which the model's first layer turns into flow, else the network's channel groups)."""
+    return tf.TensorSpec([None, pre.num_pairs, pre.crop_size, pre.crop_size, pre.wire_channels], tf.float32,
                          name=INPUT_NAME)
 
 
@@ -106,7 +108,7 @@ def restore_model(model_dir, checkpoint=None) -> RestoredModel:
                             f"contract {Path(model_dir) / 'preprocessing.json'} gives {pre.channels.count} "
                             f"({' + '.join(pre.channels.names)}); they come from different runs")
     model = config.build(pre.crop_size, pre.channels.names, num_pairs=pre.num_pairs, with_vertices=True,
-                         pretrained=False)
+                         pretrained=False, flow=pre.flow)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     root = tf.train.Checkpoint(model=model, step=step)
     # A variable the checkpoint's object graph cannot reach was never saved: it would keep its random initial value

@@ -4,6 +4,7 @@ oneDNN switches), each in its own process; the serving function's frames/s; the 
 
     python scripts/benchmark_model.py [--variants baseline,bf16,...] [--repeats 3]   # -> benchmarks/model.json
     python scripts/benchmark_model.py --small      # tiny trunk, 64-px crops: a smoke run of seconds
+    python scripts/benchmark_model.py --variants baseline,flow_in_model --merge   # the step with the flow layer
 
 See mhr_tf/bench/model.py for what is measured and how.
 """
@@ -27,6 +28,9 @@ def main(argv=None) -> int:
     parser.add_argument("--no_inference", action="store_true", help="skip timing the serving function")
     parser.add_argument("--accuracy", choices=("auto", "yes", "no"), default="auto",
                         help="bf16 vs float32 accuracy check (auto: with a bf16 variant, not with --small)")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other variants' rows of the JSON already at --out (e.g. --variants "
+                             "baseline,flow_in_model --merge adds the flow layer's step beside the earlier variants)")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON report (default benchmarks/model.json, benchmarks/model_small.json with --small)")
     from mhr_tf import cli
@@ -37,7 +41,8 @@ def main(argv=None) -> int:
     def run():
         from mhr_tf.bench import model
         model.run(out, small=args.small, variants=args.variants.split(",") if args.variants else None,
-                  warmup=args.warmup, repeats=args.repeats, inference=not args.no_inference, accuracy=args.accuracy)
+                  warmup=args.warmup, repeats=args.repeats, inference=not args.no_inference, accuracy=args.accuracy,
+                  merge=args.merge)
     return cli.run(run, args.debug)
 
 

@@ -1,8 +1,10 @@
 """Time the training pipeline (mhr_tf.data.pipeline.make_dataset): CPU seconds per clip, clips/s per core and each
-stage's share, for the file source and the TFDS source, with DIS and TF TV-L1 flow, on simulator data.
+stage's share, for the file source and the TFDS source, with DIS and TF TV-L1 flow computed in the pipeline, and TF
+TV-L1 placed in the model (the pipeline then sends the pair crops), on simulator data.
 
     python scripts/benchmark_pipeline.py [--clips 12] [--sources files,tfds] [--backends dis,tf_tvl1]
-                                         [--parallel 1,2] [--data DIR]       # -> benchmarks/pipeline.json
+                                         [--placements pipeline,model] [--parallel 1,2] [--data DIR]
+                                                                            # -> benchmarks/pipeline.json
     python scripts/benchmark_pipeline.py --small    # 8 frames, 64-px crops, 2 clips: a smoke run
 
 Paper size: 31-frame clips, 224-px crops, flow + keypoint heatmaps, every training rule on. One thread for TF
@@ -23,6 +25,8 @@ def main(argv=None) -> int:
     parser.add_argument("--clips", type=int, default=None, help="kept clips per measurement (default 12; 2 small)")
     parser.add_argument("--sources", default="files,tfds", help="comma-separated, from files, tfds")
     parser.add_argument("--backends", default="dis,tf_tvl1", help="flow backends, comma-separated, from dis, tf_tvl1")
+    parser.add_argument("--placements", default="pipeline,model",
+                        help="flow placements, comma-separated, from pipeline, model (model: TF backends only)")
     parser.add_argument("--parallel", default="1,2", help="tf.data thread counts for the end-to-end runs")
     parser.add_argument("--data", type=Path, default=None,
                         help="folder for the simulator data and TFDS records (made if absent, else reused; default: "
@@ -38,7 +42,7 @@ def main(argv=None) -> int:
         bench.pin_threads()  # before numpy and OpenCV load
         from mhr_tf.bench import pipeline
         pipeline.run(out, small=args.small, clips=args.clips, source_kinds=tuple(args.sources.split(",")),
-                     backends=tuple(args.backends.split(",")),
+                     backends=tuple(args.backends.split(",")), placements=tuple(args.placements.split(",")),
                      threads=tuple(int(n) for n in args.parallel.split(",")), data=args.data)
     return cli.run(run, args.debug)
 

@@ -108,6 +108,29 @@ def test_model_benchmark_small_report_has_its_rates_and_flops(model_report):
     assert row["inference_frames_per_s"] == pytest.approx(size["clips"] * (size["pairs"] + 1) / row["inference_s_best"])
 
 
+def test_model_benchmark_times_the_step_with_the_flow_layer_inside():
+    """The flow_in_model variant: make_train_step on a model whose first layer computes the flow (TF TV-L1) from the
+    pair crops, fed the contract's wire; its first step is the loop's (the same logged values as a step made here)."""
+    variant, size = model_bench.VARIANTS["flow_in_model"], model_bench.SMALL
+    row = model_bench.run_variant(variant, size, "small", warmup=0, repeats=1, infer=False, count=False)
+    pre = size.preprocessing(flow_in_model=True)
+    assert row["wire_channels"] == pre.wire_channels == 19 and pre.flow_in_model
+    for key in ("step_s_best", "step_cpu_s_best", "flow_layer_s_best", "flow_layer_cpu_s_best"):
+        assert _positive(row[key]), key
+    assert row["flow_layer_pairs"] == size.clips * size.pairs
+    features, labels = model_bench.random_batch(size, 0, flow_in_model=True)
+    strategy = tf.distribute.MirroredStrategy()
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        model = size.model_config().build(pre.crop_size, pre.channels.names, num_pairs=pre.num_pairs,
+                                          pretrained=False, flow=pre.flow)
+        optimizer = keras.optimizers.Adam(1e-4)
+    assert model.get_layer("flow").settings == pre.flow
+    logged, _ = make_train_step(model, optimizer, strategy, global_batch=size.clips)(features, labels)
+    for name, value in logged.items():
+        assert row["first_step"]["logged"][name] == pytest.approx(float(value), rel=1e-5), name
+
+
 def test_resnet50_flop_count_matches_he_et_al():
     # He et al. 2016, Table 1: ResNet-50 is 3.8 x 10^9 multiply-adds at 224 px, RGB (their "FLOPs"); Keras' ResNet50
     # is that network (stride in the first 1x1 of a block). Our count is 2 FLOPs per multiply-add, no classifier.
@@ -123,26 +146,36 @@ def test_pipeline_benchmark_reports_consistent_rates_for_both_sources_and_backen
     _run_script("benchmark_pipeline", "--small", "--parallel", "1", "--data", tmp_path / "data", "--out", out)
     report = json.loads(out.read_text())
     assert report["mode"] == "small" and report["size"]["frames"] == 8 and report["size"]["crop"] == 64
-    assert set(report["runs"]) == {"files/dis", "files/tf_tvl1", "tfds/dis", "tfds/tf_tvl1"}
+    assert set(report["runs"]) == {"files/dis/pipeline", "files/tf_tvl1/pipeline", "files/tf_tvl1/model",
+                                   "tfds/dis/pipeline", "tfds/tf_tvl1/pipeline", "tfds/tf_tvl1/model"}
     assert _positive(report["offline_background_windows"]["cpu_s_per_window"])
     for name, run in report["runs"].items():
         stages = pipeline_bench.FILE_STAGES if run["source"] == "files" else pipeline_bench.TFDS_STAGES
         assert [r["stage"] for r in run["source_stages"]] == list(stages), name
-        assert [r["stage"] for r in run["tf_stages"]] == [*pipeline_bench.TF_STAGES, pipeline_bench.WHOLE], name
+        pre = pipeline_bench.contract(pipeline_bench.SMALL, run["backend"], run["placement"])
+        assert [r["stage"] for r in run["tf_stages"]] == [*pipeline_bench.tf_stages(pre), pipeline_bench.WHOLE]
+        assert ("flow" in [r["stage"] for r in run["tf_stages"]]) == (run["placement"] == "pipeline"), name
+        assert run["wire_channels"] == (19 if run["placement"] == "model" else 16), name  # pairs 6, or flow 3
         for row in run["source_stages"] + run["tf_stages"]:
             assert _positive(row["cpu_ms_per_clip"]) and _positive(row["wall_ms_per_clip"]), (name, row)
-        assert run["python_free"] == (name == "tfds/tf_tvl1")
+        assert run["python_free"] == name.startswith("tfds/tf_tvl1")
         (e2e,) = run["end_to_end"]
-        assert 1 <= e2e["clips"] <= e2e["examples_drawn"] == report["size"]["clips"]
+        assert e2e["examples_drawn"] == report["size"]["clips"] + report["size"]["warmup"]
+        assert 1 <= e2e["clips"] and e2e["warmup_clips"] + e2e["clips"] <= e2e["examples_drawn"]
         assert e2e["clips_per_cpu_s"] == pytest.approx(e2e["clips"] / e2e["cpu_s"])
         assert e2e["cpu_s_per_clip"] == pytest.approx(e2e["cpu_s"] / e2e["clips"])
         assert e2e["clips_per_s_per_core"] == pytest.approx(e2e["clips"] / e2e["wall_s"] / e2e["threads"])
+        assert _positive(e2e["start"]["cpu_s"]) and e2e["start"]["clips"] == e2e["warmup_clips"]
         summary = run["summary"]
         assert summary["clips_per_cpu_s_end_to_end"] == pytest.approx(e2e["clips_per_cpu_s"])
         whole = run["tf_stages"][-1]["cpu_ms_per_clip"]
         assert summary["cpu_ms_per_clip_stages"] == pytest.approx(
             sum(r["cpu_ms_per_clip"] for r in run["source_stages"]) + whole)
         assert summary["clips_per_cpu_s_from_stages"] == pytest.approx(1e3 / summary["cpu_ms_per_clip_stages"])
+        goal = pipeline_bench.GOALS.get(name)
+        assert summary.get("goal_clips_per_cpu_s") == goal
+        if goal is not None:
+            assert summary["goal_met"] == (summary["clips_per_cpu_s_end_to_end"] >= goal)
 
 
 @pytest.mark.slow
@@ -151,17 +184,26 @@ def test_data_service_benchmark_runs_local_and_on_one_and_two_workers(tmp_path):
     _run_script("benchmark_data_service", "--num_frames", 4, "--crop", 32, "--batch", 1, "--warmup", 1,
                 "--batches", 2, "--out", out)
     report = json.loads(out.read_text())
-    assert report["preprocessing"]["flow"]["backend"] == "tf_tvl1"
     runs = report["runs"]
-    assert list(runs) == ["local", "service_1_worker", "service_2_workers"]
+    assert list(runs) == [f"{placement}/{where}" for placement in ("pipeline", "model")
+                          for where in ("local", "service_1_worker", "service_2_workers")]
+    for placement in ("pipeline", "model"):
+        flow = report["preprocessing"][placement]["flow"]
+        assert (flow["backend"], flow["placement"]) == ("tf_tvl1", placement)
+        assert runs[f"{placement}/local"]["cpu_s_per_clip"] == runs[f"{placement}/local"]["client_cpu_s_per_clip"]
+        for where, workers in (("service_1_worker", 1), ("service_2_workers", 2)):
+            run = runs[f"{placement}/{where}"]
+            assert run["workers"] == workers and run["cpu_s_per_clip"] == run["worker_cpu_s_per_clip"]
+        scaling = report["scaling"][placement]
+        if scaling:  # the workers' CPU clock ticks every 10 ms: a tiny run may see none
+            ratio = (runs[f"{placement}/service_2_workers"]["cpu_s_per_clip"]
+                     / runs[f"{placement}/service_1_worker"]["cpu_s_per_clip"])
+            assert scaling["cpu_s_per_clip_ratio"] == pytest.approx(ratio)
+            assert scaling["linear"] == (abs(ratio - 1) <= scaling["linear_within"])
     for name, run in runs.items():
         assert run["clips"] == 2, name
         assert run["clips_per_s"] == pytest.approx(run["clips"] / run["wall_s"])
         assert run["cpu_s_per_clip"] >= 0 and _positive(run["client_cpu_s_per_clip"])
-    assert runs["local"]["cpu_s_per_clip"] == runs["local"]["client_cpu_s_per_clip"]
-    for name, workers in (("service_1_worker", 1), ("service_2_workers", 2)):
-        assert runs[name]["workers"] == workers
-        assert runs[name]["cpu_s_per_clip"] == runs[name]["worker_cpu_s_per_clip"]
 
 
 # ---- flow, body, simulator ------------------------------------------------------------------------------------------
@@ -208,7 +250,7 @@ def test_sim_benchmark_merges_into_its_json(tmp_path):
 # ---- the runner -----------------------------------------------------------------------------------------------------
 
 def test_runner_runs_one_benchmark_and_tables_every_json(tmp_path):
-    # The committed full-size JSONs: the model's is read; the pipeline's predates the new layout and says so.
+    # The committed full-size JSONs: the model's and the pipeline's are read.
     for name in ("model", "pipeline"):
         shutil.copy(REPO / "benchmarks" / f"{name}.json", tmp_path / f"{name}.json")
     assert _script("benchmark").main(["--only", "sim", "--out_dir", str(tmp_path)]) == 0
@@ -221,8 +263,10 @@ def test_runner_runs_one_benchmark_and_tables_every_json(tmp_path):
     assert [what for what, _, _ in sim["rows"]] == [
         "renderer, person at 6 m", "renderer, person at 3 m", "background videos", "simulator sequences (surreal)",
         "simulator sequences (threedpw)"]
-    assert results["benchmarks"]["model"]["rows"][0][0] == "training step (make_train_step, baseline)"
-    assert "older benchmark" in results["benchmarks"]["pipeline"]["status"]
+    model_rows = [what for what, _, _ in results["benchmarks"]["model"]["rows"]]
+    assert model_rows[0] == "training step (make_train_step, baseline)" and model_rows[-1] == "training step on a GPU"
+    pipeline_rows = [what for what, _, _ in results["benchmarks"]["pipeline"]["rows"]]
+    assert "training pipeline (tfds source, tf_tvl1 flow in the model)" in pipeline_rows
     assert results["benchmarks"]["flow"]["status"] == "no JSON: not run yet"
     table = (tmp_path / "README.md").read_text()
     assert "| renderer, person at 6 m |" in table and "`sim_small.json` |" in table

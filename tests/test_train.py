@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from mhr_tf import gin_config, losses, paper
-from mhr_tf.data.preprocessing import Augmentation, Channels, Preprocessing
+from mhr_tf.data.preprocessing import Augmentation, Channels, FlowSettings, Preprocessing
 from mhr_tf.model import motion_hmr
 from mhr_tf.training import loop, run_dir
 from tests.helpers import background_windows_for
@@ -170,6 +170,18 @@ def test_skeleton_picture_shows_the_heatmaps_of_the_contracts_layout():
     assert picture[0, 4, 5, 0] == 255 and picture[0, 4, 5, 1] == 0
     assert picture[0, 10, 10].tolist() == [0, 0, 0]
     assert picture[0, 0, 0].tolist() == [0, 255, 0]  # the predicted joints at the corner
+
+
+def test_skeleton_picture_reads_the_network_groups_when_the_model_computes_the_flow():
+    # The wire is pairs (6) + heatmaps (12) + indicator: heatmap 7 sits at 6 + 7 there, at 3 + 7 in the network's
+    # groups (flow 3 + heatmaps); the flat pairs give zero flow, so only the heatmap and the joints are drawn.
+    pre = Preprocessing(crop_size=16, channels=Channels(False, True, True),
+                        flow=FlowSettings(backend="tf_tvl1", placement="model"))
+    inputs = np.zeros((1, 16, 16, pre.wire_channels), np.float32)
+    inputs[0, 4, 5, 6 + 7] = 1.0
+    picture = loop.skeleton_image(inputs, np.full((1, 14, 2), -1.0), pre)
+    assert picture[0, 4, 5].tolist() == [255, 0, 0]
+    assert picture[0, 10, 10].tolist() == [0, 0, 0]
 
 
 def test_contract_rules_round_trip_through_json_exactly():

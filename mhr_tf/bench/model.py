@@ -41,7 +41,7 @@ import tensorflow as tf
 from mhr_tf.bench import common
 from mhr_tf.body import joints as joint_sets
 from mhr_tf.data import flow, keypoints
-from mhr_tf.data.preprocessing import Channels, Preprocessing
+from mhr_tf.data.preprocessing import Channels, FlowSettings, Preprocessing
 from mhr_tf.model import motion_hmr, trunk
 from mhr_tf.training import loop
 from mhr_tf.training.step import make_train_step
@@ -57,8 +57,11 @@ class Size:
     channels: Channels = Channels()  # gin/full.gin: flow + keypoints (Table 1's best row)
     model_overrides: tuple = ()  # other ModelConfig fields (the small size shrinks the LSTM and heads)
 
-    def preprocessing(self) -> Preprocessing:
-        return Preprocessing(num_frames=self.pairs + 1, crop_size=self.crop, channels=self.channels)
+    def preprocessing(self, flow_in_model: bool = False) -> Preprocessing:
+        """The contract of this size; `flow_in_model`: TF TV-L1 as the model's first layer (FlowSettings.placement
+        "model"), so the inputs are the contract's wire (the pair crops in place of the flow)."""
+        flow = FlowSettings(backend="tf_tvl1", placement="model") if flow_in_model else FlowSettings()
+        return Preprocessing(num_frames=self.pairs + 1, crop_size=self.crop, channels=self.channels, flow=flow)
 
     def model_config(self, **overrides) -> motion_hmr.ModelConfig:
         return motion_hmr.ModelConfig(architecture=self.architecture, **dict(self.model_overrides), **overrides)
@@ -99,6 +102,7 @@ class Variant:
     grappler: tuple = ()  # (option, value) pairs for tf.config.optimizer.set_experimental_options
     fused_batch_norm: bool = False  # ModelConfig(fused_batch_norm=True): the trunk's BN as one FusedBatchNormV3 op
     alters_float32_matmul: bool = False  # its settings may run the float32 reference matmul itself in bf16
+    flow_in_model: bool = False  # the model computes the flow (TF TV-L1, XLA) from the pair crops it is sent
 
     def process_safe(self) -> bool:
         """Whether it can run in an already started TensorFlow process (no thread or environment settings)."""
@@ -107,6 +111,9 @@ class Variant:
 
 VARIANTS = {v.name: v for v in (
     Variant("baseline", "the training loop's step as it is: float32, MirroredStrategy, default threads"),
+    Variant("flow_in_model", "as baseline with the flow computed in the model: its frozen first layer runs TF TV-L1 "
+            "(XLA) on the pair crops the pipeline sends (FlowSettings.placement 'model'; mhr_tf.model.flow_input)",
+            flow_in_model=True),
     Variant("bf16", "keras mixed_bfloat16 policy (AVX512_BF16 via oneDNN); train(mixed_precision=True)",
             policy="mixed_bfloat16"),
     Variant("fused_bn", "BatchNormalization as one FusedBatchNormV3 op (and one gradient op)",
@@ -149,11 +156,12 @@ def configure(variant: Variant) -> None:
 
 # ---- the batch ------------------------------------------------------------------------------------------------------
 
-def random_inputs(size: Size, rng: np.random.Generator) -> np.ndarray:
-    """Inputs `[B, P, S, S, C]` float32 that look like the pipeline's, channel group by group: smooth images in
-    [-1, 1], smooth flow through `flow.flow_channels` (/20 and magnitude), Gaussian keypoint heatmaps through
+def random_inputs(size: Size, rng: np.random.Generator, flow_in_model: bool = False) -> np.ndarray:
+    """Inputs `[B, P, S, S, W]` float32 that look like the pipeline's, wire group by group (`flow_in_model`: the
+    pair crops in place of the flow): smooth images in [-1, 1], the pair's second one moved by a few pixels, smooth
+    flow through `flow.flow_channels` (/20 and magnitude), Gaussian keypoint heatmaps through
     `keypoints.gaussian_heatmaps` (90% of the joints visible), no total occlusion."""
-    pre = size.preprocessing()
+    pre = size.preprocessing(flow_in_model)
     n, s = size.clips * size.pairs, size.crop
 
     def smooth(channels: int, scale: float, grid: int = 4):  # a random field, bilinearly upsampled
@@ -169,14 +177,17 @@ def random_inputs(size: Size, rng: np.random.Generator) -> np.ndarray:
                         tf.float32),
             tf.constant(rng.random((n, len(joint_sets.HEATMAP_12))) < 0.9), s, pre.sigma_px),
         "occlusion": lambda: tf.zeros((n, s, s, 1)),
+        "pairs": lambda: (lambda first: tf.concat([first, tf.roll(first, shift=(2, -3), axis=(1, 2))], axis=-1))(
+            tf.tanh(smooth(3, 1.0, grid=8))),
     }
-    crops = tf.concat([groups[name]() for name in trunk.channel_layout(pre.channels.names)], axis=-1)
+    crops = tf.concat([groups[name]() for name in pre.wire_names], axis=-1)
     return np.asarray(crops, np.float32).reshape(size.clips, size.pairs, s, s, -1)
 
 
-def random_batch(size: Size, seed: int = 0) -> tuple[dict, dict]:
+def random_batch(size: Size, seed: int = 0, flow_in_model: bool = False) -> tuple[dict, dict]:
     """Random features and labels with the batch contract's keys, shapes, dtypes and ranges
-    (`pipeline.labels_of` plus the stream bookkeeping `make_dataset` adds)."""
+    (`pipeline.labels_of` plus the stream bookkeeping `make_dataset` adds); `flow_in_model`: the inputs are the
+    wire of a contract with the flow in the model."""
     rng = np.random.default_rng(seed)
     b, p = size.clips, size.pairs
     lsp, smpl24 = len(joint_sets.LSP_14), len(joint_sets.SMPL_24)
@@ -184,7 +195,7 @@ def random_batch(size: Size, seed: int = 0) -> tuple[dict, dict]:
     def f32(x):
         return tf.constant(np.asarray(x, np.float32))
 
-    inputs = random_inputs(size, rng)  # [B, P, S, S, C]
+    inputs = random_inputs(size, rng, flow_in_model)  # [B, P, S, S, W]
     body = rng.normal(0.0, 0.3, (b, p + 1, smpl24, 3)) + np.array([0.0, 0.0, 5.0])  # metres, ~5 m from the camera
     lsp3d = rng.normal(0.0, 0.3, (b, p + 1, lsp, 3)) + np.array([0.0, 0.0, 5.0])
     points = rng.uniform(-1.0, 1.0, (b, p + 1, lsp, 2))  # normalized crop coordinates
@@ -233,12 +244,12 @@ def prepare(variant: Variant, size: Size, seed: int = 0, strategy: tf.distribute
             ) -> StepUnderTest:
     """The model (`ModelConfig.build`, seeded like `loop.train`), Adam at the loop's rate and `make_train_step`."""
     strategy = strategy or make_strategy(variant)
-    pre = size.preprocessing()
-    features, labels = random_batch(size, seed)
+    pre = size.preprocessing(variant.flow_in_model)
+    features, labels = random_batch(size, seed, variant.flow_in_model)
     keras.utils.set_random_seed(seed)
     with strategy.scope():
         model = size.model_config(fused_batch_norm=variant.fused_batch_norm).build(
-            pre.crop_size, pre.channels.names, num_pairs=pre.num_pairs, pretrained=False)
+            pre.crop_size, pre.channels.names, num_pairs=pre.num_pairs, pretrained=False, flow=pre.flow)
         optimizer = keras.optimizers.Adam(learning_rate())
     if variant.xla_trunk:
         compile_trunk(model)
@@ -266,9 +277,10 @@ def first_step(under_test: StepUnderTest) -> dict:
 def servable(model: keras.Model, size: Size, variant: Variant):
     """The serving function (`export.Servable`) of a with-vertices copy of `model`, as exports rebuild it."""
     from mhr_tf import export
-    pre = size.preprocessing()
+    pre = size.preprocessing(variant.flow_in_model)
     serving = size.model_config(fused_batch_norm=variant.fused_batch_norm).build(
-        pre.crop_size, pre.channels.names, num_pairs=pre.num_pairs, with_vertices=True, pretrained=False)
+        pre.crop_size, pre.channels.names, num_pairs=pre.num_pairs, with_vertices=True, pretrained=False,
+        flow=pre.flow)
     serving.set_weights(model.get_weights())
     if variant.xla_trunk:
         compile_trunk(serving)
@@ -397,6 +409,13 @@ def run_variant(variant: Variant, size: Size, mode: str, warmup: int, repeats: i
     best = min(times, key=lambda t: t["wall"])
     row.update(step_s_best=best["wall"], step_s_median=statistics.median(t["wall"] for t in times),
                step_cpu_s_best=min(t["cpu"] for t in times), step_times=times)
+    row["wire_channels"] = int(under_test.features["inputs"].shape[-1])
+    if variant.flow_in_model:  # the flow layer alone on the step's batch: its share of the step
+        layer = under_test.model.get_layer("flow")
+        flow_times = timed(lambda: layer(under_test.features["inputs"]), 1, repeats)
+        row.update(flow_layer_s_best=min(t["wall"] for t in flow_times),
+                   flow_layer_cpu_s_best=min(t["cpu"] for t in flow_times),
+                   flow_layer_pairs=size.clips * size.pairs)
     matmul.append(matmul_rate(matmul_n, MATMUL_REPEATS))
 
     serve = None
@@ -427,6 +446,21 @@ def run_variant(variant: Variant, size: Size, mode: str, warmup: int, repeats: i
 
 
 # ---- the driver: one process per variant, then the table and the JSON --------------------------------------------
+
+def _previous(out, mode: str, names) -> dict:
+    """From the report at `out` (if it is of `mode`): the rows of the variants not in `names`, and its bf16 check."""
+    try:
+        previous = json.loads(Path(out).read_text())
+    except (OSError, ValueError):
+        return {}
+    if previous.get("mode") != mode:
+        return {}
+    kept = {"variants": [dict(r, kept_from_an_earlier_run=True) for r in previous.get("variants", [])
+                         if r.get("variant") not in names]}
+    if "bf16_accuracy" in previous:
+        kept["bf16_accuracy"] = previous["bf16_accuracy"]
+    return kept
+
 
 def worker(argv: list[str]) -> int:
     """Inside a fresh process (`run_in_subprocess`): `task settings_json out_json`."""
@@ -473,7 +507,8 @@ def summarise(rows: list[dict], flops: dict | None) -> dict:
         row["pct_of_matmul"] = 100.0 * row["gflops"] / reference["gflops"]
         row["pct_of_matmul_run_best"] = 100.0 * row["gflops"] / best["gflops"]
         row["pct_of_matmul_cpu_time"] = 100.0 * row["gflops_per_cpu_s"] / reference["gflops_per_cpu_s"]
-        row["pct_of_bf16_matmul"] = 100.0 * row["gflops"] / row["matmul_bf16_gflops"]
+        if row.get("matmul_bf16_gflops"):  # rows kept from an older report may not have it
+            row["pct_of_bf16_matmul"] = 100.0 * row["gflops"] / row["matmul_bf16_gflops"]
         if "inference_s_best" in row and "forward_gflop" in flops:
             row["inference_gflops"] = flops["forward_gflop"] / row["inference_s_best"]
     return best
@@ -510,10 +545,12 @@ def print_table(rows: list[dict], matmul_best: dict) -> None:
 
 
 def run(out=None, small: bool = False, variants: tuple[str, ...] | None = None, warmup: int = 0,
-        repeats: int | None = None, inference: bool = True, accuracy: str = "auto") -> dict:
+        repeats: int | None = None, inference: bool = True, accuracy: str = "auto", merge: bool = False) -> dict:
     """Every variant (the baseline first: its process counts the FLOPs), then the bf16 accuracy check (`accuracy`
     "yes", "no", or "auto": with a bf16 variant, not when `small`); prints the table and writes the report to `out`
-    (JSON; after every variant, so a long run that is stopped keeps what it measured)."""
+    (JSON; after every variant, so a long run that is stopped keeps what it measured). `merge`: keep the rows (and
+    the bf16 check) of the variants not run now from the report already at `out` (same mode), each with the
+    machine's state when it was measured."""
     mode = "small" if small else "full"
     size = SMALL if small else FULL
     repeats = repeats or (2 if small else 3)
@@ -529,6 +566,7 @@ def run(out=None, small: bool = False, variants: tuple[str, ...] | None = None, 
     report = {
         "benchmark": "Motion HMR training step: mhr_tf.training.step.make_train_step (mhr_tf.bench.model)",
         "mode": mode, "size": size.to_json(), "machine": common.machine(),
+        "gpus": [device.name for device in tf.config.list_physical_devices("GPU")],  # none: every figure is CPU
         "note": "The CPU is shared with other users. Times are the best of several steps; each variant's float32 "
                 "matmul rate is measured in its own process right before and after its steps (% of matmul), and "
                 "per CPU-second the process got (% of matmul, CPU time), which the sharing affects less.",
@@ -536,6 +574,10 @@ def run(out=None, small: bool = False, variants: tuple[str, ...] | None = None, 
         "flops": None, "variants": [],
     }
     rows = report["variants"]
+    kept = _previous(out, mode, names) if merge and out is not None else {}
+    for key in ("bf16_accuracy",):
+        if key in kept and not check:
+            report[key] = kept[key]
     for name in names:
         print(f"[{time.strftime('%H:%M:%S')}] {name} (load {os.getloadavg()[0]:.1f}) ...", flush=True)
         variant, count = VARIANTS[name], name == "baseline"
@@ -549,6 +591,10 @@ def run(out=None, small: bool = False, variants: tuple[str, ...] | None = None, 
         report["matmul"].update(summarise(rows, report["flops"]))
         if out is not None:
             common.write_json(out, report)
+    if kept.get("variants"):
+        rows.extend(kept["variants"])
+        rows.sort(key=lambda r: list(VARIANTS).index(r["variant"]) if r["variant"] in VARIANTS else len(VARIANTS))
+        report["matmul"].update(summarise(rows, report["flops"]))
     if check:
         print(f"[{time.strftime('%H:%M:%S')}] bf16 accuracy check ...", flush=True)
         report["bf16_accuracy"] = run_in_subprocess("accuracy", settings, {})

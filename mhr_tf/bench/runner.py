@@ -78,9 +78,12 @@ def pipeline_rows(data: dict) -> list[Row]:
         s = run.get("summary", {})
         shares = sorted(pipeline_stage_shares(run), key=lambda x: -x[1])
         top = ", ".join(f"{name} {share:.0%}" for name, share in shares if share >= 0.02)
-        rows.append((f"training pipeline ({run.get('source')} source, {run.get('backend')} flow)",
+        goal = (f"; goal >= {_f(s['goal_clips_per_cpu_s'], 0)}: {'met' if s.get('goal_met') else 'missed'}"
+                if "goal_clips_per_cpu_s" in s else "")
+        placement = run.get("placement", "pipeline")
+        rows.append((f"training pipeline ({run.get('source')} source, {run.get('backend')} flow in the {placement})",
                      f"{_f(s.get('clips_per_cpu_s_end_to_end'), 2)} clips/s per core (CPU time; "
-                     f"{_f(s.get('cpu_s_per_clip_end_to_end'), 2)} CPU s per clip); "
+                     f"{_f(s.get('cpu_s_per_clip_end_to_end'), 3)} CPU s per clip){goal}; "
                      f"{_f(s.get('clips_per_s_per_core_wall'), 2)} per core wall clock",
                      f"{setting}; CPU share per stage: {top or 'n/a'}"))
     return rows
@@ -89,17 +92,33 @@ def pipeline_rows(data: dict) -> list[Row]:
 def model_rows(data: dict) -> list[Row]:
     size = data.get("size", {})
     setting = (f"{size.get('architecture', '?')}, {size.get('clips', '?')} clips × {size.get('pairs', '?')} pairs, "
-               f"{size.get('crop', '?')}-px, {data.get('mode', '?')} mode")
+               f"{size.get('crop', '?')}-px, {data.get('mode', '?')} mode, CPU")
     rows = []
-    for v in data.get("variants", []):  # the table keeps the baseline; every variant is in the JSON
-        if v.get("variant") != "baseline" or "step_s_best" not in v:
+    for v in data.get("variants", []):  # the table keeps the baseline and the flow layer; every variant is in the JSON
+        if v.get("variant") not in ("baseline", "flow_in_model") or "step_s_best" not in v:
             continue
-        rows.append(("training step (make_train_step, baseline)",
+        if v["variant"] == "baseline":
+            rows.append(("training step (make_train_step, baseline)",
+                         f"{_f(v['step_s_best'], 2)} s best ({_f(v.get('step_s_median'), 2)} median), "
+                         f"{_f(v.get('step_cpu_s_best'), 2)} CPU s", setting))
+            if "inference_frames_per_s" in v:
+                rows.append(("inference (serving function, baseline)",
+                             f"{_f(v['inference_frames_per_s'])} frames/s", setting))
+            continue
+        flow = (f"; the flow layer alone {_f(v.get('flow_layer_s_best'), 2)} s "
+                f"({_f(v.get('flow_layer_cpu_s_best'), 2)} CPU s) for {v.get('flow_layer_pairs')} pairs"
+                if "flow_layer_s_best" in v else "")
+        rows.append(("training step with flow in the model (make_train_step, flow_in_model: TF TV-L1 first layer)",
                      f"{_f(v['step_s_best'], 2)} s best ({_f(v.get('step_s_median'), 2)} median), "
-                     f"{_f(v.get('step_cpu_s_best'), 2)} CPU s", setting))
+                     f"{_f(v.get('step_cpu_s_best'), 2)} CPU s{flow}", f"{setting}; {v.get('wire_channels')} input "
+                     "channels (the pair crops)"))
         if "inference_frames_per_s" in v:
-            rows.append(("inference (serving function, baseline)", f"{_f(v['inference_frames_per_s'])} frames/s",
-                         setting))
+            rows.append(("inference with flow in the model (serving function)",
+                         f"{_f(v['inference_frames_per_s'])} frames/s", setting))
+    if data.get("variants"):
+        gpus = data.get("gpus")
+        rows.append(("training step on a GPU", f"not measured: {'no GPU on this machine' if not gpus else gpus}",
+                     "the figures above are CPU figures; none is a GPU estimate"))
     return rows
 
 
@@ -118,8 +137,19 @@ def data_service_rows(data: dict) -> list[Row]:
     s = data.get("settings", {})
     setting = (f"{s.get('num_frames', '?')} frames, {s.get('crop_size', '?')}-px crops, "
                f"batch {s.get('batch_size', '?')}, TFDS source, tf_tvl1 flow")
-    return [(f"tf.data graph ({name.replace('_', ' ')})", f"{_f(r.get('clips_per_s'))} clips/s; "
-             f"{_f(r.get('cpu_s_per_clip'), 3)} CPU s per clip", setting) for name, r in data.get("runs", {}).items()]
+    rows = []
+    for name, r in data.get("runs", {}).items():
+        placement, _, where = name.rpartition("/")
+        rows.append((f"tf.data graph ({where.replace('_', ' ')}{', flow in the ' + placement if placement else ''})",
+                     f"{_f(r.get('clips_per_s'))} clips/s; {_f(r.get('cpu_s_per_clip'), 3)} CPU s per clip "
+                     f"({_f(r.get('clips_per_cpu_s'), 2)} clips/s per core, CPU time)", setting))
+    for placement, sc in data.get("scaling", {}).items():
+        if sc:
+            rows.append((f"tf.data service scaling, flow in the {placement}",
+                         f"CPU s per clip x{_f(sc['cpu_s_per_clip_ratio'], 2)} from {sc['workers'][0]} to "
+                         f"{sc['workers'][1]} workers ({'linear' if sc['linear'] else 'not linear'} within "
+                         f"{sc['linear_within']:.0%}); clips/s x{_f(sc['clips_per_s_ratio'], 2)}", setting))
+    return rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,9 +165,10 @@ BENCHMARKS = (
     Benchmark("body", body_rows, {"repeats": 5}),
     Benchmark("sim", sim_rows, {"repeats": 1}, one_core=True),
     Benchmark("pipeline", pipeline_rows, {"small": True}, one_core=True),
-    Benchmark("model", model_rows, {"small": True}),
+    Benchmark("model", model_rows, {"small": True, "variants": ["baseline", "flow_in_model"]}),
     Benchmark("flow", flow_rows, {"pairs": 6, "repeats": 1, "graph": False}, {"sweep": True}, one_core=True),
-    Benchmark("data_service", data_service_rows, {"warmup": 1, "batches": 4}),
+    Benchmark("data_service", data_service_rows, {"warmup": 1, "batches": 4},
+              {"num_frames": 31, "crop": 224, "batch": 1, "warmup": 2, "batches": 12}),
 )
 NAMES = tuple(b.name for b in BENCHMARKS)
 
@@ -188,7 +219,57 @@ def markdown(results: dict) -> str:
             lines.append(f"| {what} | {value} | {setting} | {source} |")
         if not entry.get("rows"):
             lines.append(f"| {name} | not measured ({entry.get('status', 'no JSON')}) | | {source} |")
+    lines += goal_lines(results["benchmarks"]) + stage_lines(results["benchmarks"].get("pipeline", {}).get("data"))
     return "\n".join(lines) + "\n"
+
+
+def goal_lines(benchmarks: dict) -> list[str]:
+    """The goals of the TF-only path (the pipeline's GOALS, the service's linear scaling): met or missed."""
+    lines = []
+    pipeline = (benchmarks.get("pipeline") or {}).get("data") or {}
+    for name, run in pipeline.get("runs", {}).items():
+        s = run.get("summary", {})
+        if "goal_clips_per_cpu_s" in s:
+            where = "on the accelerator (in the model)" if run.get("placement") == "model" else "in the pipeline"
+            lines.append(f"- TF-only pipeline, flow {where}: {_f(s.get('clips_per_cpu_s_end_to_end'), 2)} clips/s "
+                         f"per core (CPU time) against >= {_f(s['goal_clips_per_cpu_s'], 0)}: "
+                         f"**{'met' if s.get('goal_met') else 'missed'}** (`{name}`, {pipeline.get('mode')} mode)")
+    service = (benchmarks.get("data_service") or {}).get("data") or {}
+    for placement, sc in service.get("scaling", {}).items():
+        if sc:
+            lines.append(f"- tf.data service, flow in the {placement}: CPU s per clip x"
+                         f"{_f(sc['cpu_s_per_clip_ratio'], 2)} from {sc['workers'][0]} to {sc['workers'][1]} workers "
+                         f"against within {sc['linear_within']:.0%}: **{'met' if sc['linear'] else 'missed'}** "
+                         f"({service.get('settings', {}).get('num_frames')} frames, "
+                         f"{service.get('settings', {}).get('crop_size')}-px crops)")
+    return ["", "## Goals", ""] + lines if lines else []
+
+
+def stage_lines(pipeline: dict | None) -> list[str]:
+    """CPU ms per clip of every stage of the TFDS-source runs (the TF-only path), with its share."""
+    runs = {name: run for name, run in ((pipeline or {}).get("runs") or {}).items() if run.get("source") == "tfds"}
+    if not runs:
+        return []
+    stages = []
+    for run in runs.values():
+        for row in run.get("source_stages", []) + run.get("tf_stages", []):
+            if row["stage"] not in stages:
+                stages.append(row["stage"])
+    lines = ["", f"## The TF-only pipeline per stage ({pipeline.get('mode')} mode: "
+             f"{pipeline.get('size', {}).get('frames')} frames, {pipeline.get('size', {}).get('crop')}-px crops)", "",
+             "CPU ms per clip (share of the stages' sum); `whole_tf_part` is every online step in one graph, as "
+             "`make_dataset` maps them.", "", "| stage | " + " | ".join(f"`{name}`" for name in runs) + " |",
+             "|---|" + "---|" * len(runs)]
+    for stage in stages:
+        cells = []
+        for run in runs.values():
+            row = next((r for r in run.get("source_stages", []) + run.get("tf_stages", []) if r["stage"] == stage),
+                       None)
+            share = dict(pipeline_stage_shares(run)).get(stage)
+            cells.append("" if row is None else f"{_f(row['cpu_ms_per_clip'])}"
+                         + (f" ({share:.0%})" if share is not None and stage != "whole_tf_part" else ""))
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def run(out_dir, full: bool = False, only=None, no_run: bool = False) -> dict:

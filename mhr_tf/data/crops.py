@@ -59,11 +59,15 @@ def person_boxes(joints14: tf.Tensor, valid14: tf.Tensor, rule: BoxRule,
 def fill_missing_boxes(centre: tf.Tensor, size: tf.Tensor, ok: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Frames without a box take the nearest earlier box (or the first later one), as a tracker holding its last
     detection would. Requires at least one `ok` frame."""
+    ok = tf.convert_to_tensor(ok, tf.bool)
     t = tf.shape(ok)[0]
     index = tf.range(t)
-    earlier = tf.scan(lambda last, i: tf.where(ok[i], i, last), index, initializer=tf.constant(-1))
-    later = tf.reverse(tf.scan(lambda nxt, i: tf.where(ok[i], i, nxt), tf.reverse(index, [0]),
-                               initializer=t), [0])
+    # For every frame i at once (a [T, T] table, no loop over frames): the last ok frame j <= i (-1 if none), and
+    # the first ok frame j >= i (T if none).
+    before = ok[None, :] & (index[None, :] <= index[:, None])
+    after = ok[None, :] & (index[None, :] >= index[:, None])
+    earlier = tf.reduce_max(tf.where(before, index[None, :], -1), axis=1)
+    later = tf.reduce_min(tf.where(after, index[None, :], t), axis=1)
     source = tf.where(earlier >= 0, earlier, later)
     source = tf.clip_by_value(source, 0, t - 1)
     return tf.gather(centre, source), tf.gather(size, source)
@@ -92,6 +96,23 @@ def paired_crops(images: tf.Tensor, centre: tf.Tensor, size: tf.Tensor, crop_siz
     crops = tf.image.crop_and_resize(tf.cast(images, tf.float32), boxes, frame_index, [crop_size, crop_size],
                                      method=method)
     return tf.reshape(crops, [t - 1, 2, crop_size, crop_size, channels])
+
+
+def current_crops(images: tf.Tensor, centre: tf.Tensor, size: tf.Tensor, crop_size: int,
+                  method: str = "bilinear") -> tf.Tensor:
+    """Crops `[T-1, S, S, C]` float32: box t applied to frame t only, `paired_crops(...)[:, 0]` at half the work
+    (what the RGB group needs when no flow is computed from the pair). Same arguments as `paired_crops`."""
+    images = tf.convert_to_tensor(images)
+    channels = images.shape[-1]
+    if channels is None:
+        raise ValueError(f"current_crops: images need a static channel count [T, H, W, C], got {images.shape}")
+    shape = tf.shape(images)
+    height = images.shape[1] if images.shape[1] is not None else shape[1]
+    width = images.shape[2] if images.shape[2] is not None else shape[2]
+    boxes = geometry.crop_and_resize_boxes(tf.convert_to_tensor(centre, tf.float32)[:-1],
+                                           tf.convert_to_tensor(size, tf.float32)[:-1], (height, width), crop_size)
+    return tf.image.crop_and_resize(tf.cast(images, tf.float32), tf.cast(boxes, tf.float32), tf.range(shape[0] - 1),
+                                    [crop_size, crop_size], method=method)
 
 
 def keypoints_in_pair_boxes(points: tf.Tensor, centre: tf.Tensor, size: tf.Tensor,

@@ -89,18 +89,36 @@ def compute_flow(pairs: tf.Tensor, settings: FlowSettings) -> tf.Tensor:
     backend (`settings.backend`, with `settings.tvl1` for "tf_tvl1")."""
     backend = settings.backend
     pairs = tf.convert_to_tensor(pairs, tf.float32)
+    if backend == TF_TVL1 or backend.startswith(SAVED_MODEL_PREFIX):
+        return pair_flow(pairs[:, 0], pairs[:, 1], settings)
     out_shape = pairs.shape[:1].concatenate(pairs.shape[2:4]).concatenate([2])
-    if backend == TF_TVL1:
-        return tf.ensure_shape(tf_tvl1(settings.tvl1)(pairs[:, 0], pairs[:, 1]), out_shape)
-    if backend.startswith(SAVED_MODEL_PREFIX):
-        model = _load_saved_model(backend[len(SAVED_MODEL_PREFIX):])
-        flow = model(pairs[:, 0], pairs[:, 1])
-        return tf.ensure_shape(tf.cast(flow, tf.float32), out_shape)
     opencv_estimator(backend)  # fail early, at graph construction, on an unknown backend name
     # OpenCV takes uint8: rounding in the graph (half to even, as np.rint) hands Python a quarter of the bytes.
     pixels = tf.cast(tf.clip_by_value(tf.round(pairs), 0.0, 255.0), tf.uint8)
     flow = tf.numpy_function(lambda p: opencv_flow(p, backend), [pixels], tf.float32, stateful=False)
     return tf.ensure_shape(flow, out_shape)
+
+
+def pair_flow(first: tf.Tensor, second: tf.Tensor, settings: FlowSettings) -> tf.Tensor:
+    """first, second: [N, H, W, 3] float32 RGB 0..255 -> flow [N, H, W, 2] float32 (x, y) pixels from first to second,
+    by a TF backend of the contract ("tf_tvl1" with `settings.tvl1`, or "saved_model:<dir>"): TF ops only, so it runs
+    in tf.data and as the model's first layer alike (`mhr_tf.model.flow_input`)."""
+    backend = settings.backend
+    first = tf.convert_to_tensor(first, tf.float32)
+    second = tf.convert_to_tensor(second, tf.float32)
+    out_shape = first.shape[:3].concatenate([2])
+    if backend == TF_TVL1:
+        return tf.ensure_shape(tf_tvl1(settings.tvl1)(first, second), out_shape)
+    if backend.startswith(SAVED_MODEL_PREFIX):
+        model = saved_model(backend)
+        return tf.ensure_shape(tf.cast(model(first, second), tf.float32), out_shape)
+    raise ValueError(f"flow backend {backend!r} is a Python (OpenCV) step; pair_flow runs the TF backends only "
+                     f"('{TF_TVL1}', '{SAVED_MODEL_PREFIX}<dir>')")
+
+
+def saved_model(backend: str):
+    """The loaded SavedModel of a "saved_model:<dir>" backend (loaded once per directory)."""
+    return _load_saved_model(backend[len(SAVED_MODEL_PREFIX):])
 
 
 def flow_channels(flow: tf.Tensor, divisor: float) -> tf.Tensor:

@@ -68,6 +68,13 @@ def gaussian_heatmaps(points: tf.Tensor, visible: tf.Tensor, size: int, sigma: f
 
     points: [N, K, 2] (x, y) in crop pixels (pixel centres at integers); visible: [N, K] bool (hidden -> all zero).
     """
+    gx, gy = gaussian_profiles(points, visible, size, sigma)
+    return heatmaps_from_profiles(gx, gy)
+
+
+def gaussian_profiles(points: tf.Tensor, visible: tf.Tensor, size: int, sigma: float) -> tuple[tf.Tensor, tf.Tensor]:
+    """The separable factors of `gaussian_heatmaps`: `gx [N, size, K]` (along x, 0 for a hidden keypoint) and
+    `gy [N, size, K]` (along y); the heatmaps are their outer product (`heatmaps_from_profiles`)."""
     points = tf.convert_to_tensor(points, tf.float32)
     coords = tf.range(size, dtype=tf.float32)
     dx = coords[None, :, None] - points[:, None, :, 0]  # [N, W, K]
@@ -75,5 +82,10 @@ def gaussian_heatmaps(points: tf.Tensor, visible: tf.Tensor, size: int, sigma: f
     # A hidden keypoint's 0 multiplies the 1-D profile rather than the whole map: the same values, one pass fewer.
     gx = tf.exp(-0.5 * tf.square(dx / sigma)) * tf.cast(visible, tf.float32)[:, None, :]
     gy = tf.exp(-0.5 * tf.square(dy / sigma))
-    return gy[:, :, None, :] * gx[:, None, :, :]  # separable: [N, H, W, K]
+    return gx, gy
+
+
+def heatmaps_from_profiles(gx: tf.Tensor, gy: tf.Tensor) -> tf.Tensor:
+    """`[N, H, W, K]` = gy[n, y, k] * gx[n, x, k]: one multiply per value (also inside an XLA fusion)."""
+    return gy[:, :, None, :] * gx[:, None, :, :]
 

@@ -15,12 +15,16 @@ Test (`make_target_dataset` for evaluation and prediction, `make_domain_dataset`
 
 Every step after the source is TF ops. Boxes (`crops.person_boxes`), heatmaps and flow (`network_inputs`) are the
 same functions in both branches with the same `Preprocessing`, so a test crop is made exactly as a training crop.
+With the flow in the model (`FlowSettings.placement` "model") `network_inputs` sends the pair crops in its place and
+the network's first layer computes it (`mhr_tf.model.flow_input`): no per-example step left here is expensive
+(`mhr_tf.bench.pipeline` times each).
 Every random choice of example i comes from the key (seed, i) (`sources.example_key`): the same seed gives the same
 batches bit for bit, whatever the parallelism.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import gin
 import numpy as np
@@ -29,7 +33,8 @@ import tensorflow as tf
 from mhr_tf import geometry
 from mhr_tf.body import joints as joint_sets
 from mhr_tf.data import camera_motion, composite, crops, flow, keypoints, occlusion, sources
-from mhr_tf.data.preprocessing import ContractError, Preprocessing
+from mhr_tf.data.preprocessing import RGB_HALF_RANGE, ContractError, Preprocessing
+from mhr_tf.data.surreal import DEPTH_BACKGROUND
 
 IMAGE_HW = sources.IMAGE_HW
 # Offsets a stream's example indices so streams (tf.data service workers) never share a key.
@@ -76,12 +81,44 @@ def place_person(raw: dict, pre: Preprocessing) -> dict:
     rules = pre.augmentation
     if rules.static_background:
         ex = composite.freeze_background(ex)
-    ex = camera_motion.follow_camera(ex, track=rules.track_camera and not rules.static_background)
+    if rules.track_camera and not rules.static_background:
+        ex = follow_camera(ex)
     inside = tf.reduce_sum(tf.cast(in_frame(ex["joints14_2d"]), tf.int32), axis=1)
     off_frame = tf.logical_not(tf.reduce_all(inside >= 2))
     ex["status"] = tf.where((raw["status"] == sources.STATUS_OK) & off_frame, sources.STATUS_OFF_FRAME,
                             raw["status"])
     return ex
+
+
+def follow_camera(example: dict) -> dict:
+    """`camera_motion.follow_camera` (the person's pixels, segmentation, depth and 2D joints moved by the rounded
+    camera shift), its three whole-pixel translations each one XLA gather over every frame (`translate_frames`)."""
+    shift = tf.round(tf.convert_to_tensor(example["camera_shift"], tf.float32))
+    out = dict(example)
+    out["person_rgb"] = translate_frames(example["person_rgb"], shift, 0)
+    out["segm"] = translate_frames(example["segm"], shift, 0)
+    # Depth outside the rendered person is SURREAL's background value, so uncovered pixels get it too.
+    out["depth"] = translate_frames(example["depth"], shift, DEPTH_BACKGROUND)
+    for key in ("joints2d", "joints14_2d"):
+        out[key] = tf.convert_to_tensor(example[key], tf.float32) + shift[:, None, :]
+    return out
+
+
+@functools.partial(tf.function, jit_compile=True, autograph=False)
+def translate_frames(images: tf.Tensor, shift: tf.Tensor, fill_value) -> tf.Tensor:
+    """`camera_motion.translate_frames` for every frame at once: images `[T, H, W, ...]` moved by `shift [T, 2]`
+    (x, y) whole pixels (rounded), uncovered pixels `fill_value`. Each target pixel reads its source pixel (one
+    gather per axis, fused with the fill by XLA): the same values as the loop over frames at ~half its CPU time."""
+    images = tf.convert_to_tensor(images)
+    height, width = images.shape[1], images.shape[2]
+    shift = tf.cast(tf.round(tf.convert_to_tensor(shift, tf.float32)), tf.int32)
+    rows = tf.range(height)[None, :] - shift[:, 1:2]  # [T, H]: the source row of each target row
+    cols = tf.range(width)[None, :] - shift[:, 0:1]   # [T, W]
+    moved = tf.gather(images, tf.clip_by_value(rows, 0, height - 1), axis=1, batch_dims=1)
+    moved = tf.gather(moved, tf.clip_by_value(cols, 0, width - 1), axis=2, batch_dims=1)
+    covered = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
+    covered = tf.reshape(covered, tf.concat([tf.shape(covered), tf.ones([images.shape.rank - 3], tf.int32)], 0))
+    return tf.where(covered, moved, tf.cast(fill_value, images.dtype))
 
 
 def occlude_and_crop(ex: dict, key: tf.Tensor, pre: Preprocessing) -> dict:
@@ -91,7 +128,7 @@ def occlude_and_crop(ex: dict, key: tf.Tensor, pre: Preprocessing) -> dict:
     keys = _step_keys(key, 3)
     ex = occlusion.slic_occluder(ex, keys[0], enabled=rules.slic_occluders,
                                  min_visible_joints=rules.min_visible_joints)
-    ex = composite.composite(ex)
+    ex = dict(ex, frames=composite_frames(ex["segm"], ex["occluder"], ex["person_rgb"], ex["background"]))
     ex = occlusion.total_occlusion(ex, keys[1], probability=rules.total_occlusion_probability,
                                    max_frames=pre.max_total_occlusion)
     ex = keypoints.keypoint_visibility(ex, keys[2], rules)
@@ -105,29 +142,70 @@ def occlude_and_crop(ex: dict, key: tf.Tensor, pre: Preprocessing) -> dict:
     return ex
 
 
+@functools.partial(tf.function, jit_compile=True, autograph=False)
+def composite_frames(segm: tf.Tensor, occluder: tf.Tensor, person_rgb: tf.Tensor, background: tf.Tensor
+                      ) -> tf.Tensor:
+    """`composite.composite`'s frames, compiled by XLA: TF's select broadcasting the [T, H, W] mask over RGB took
+    ~4x the CPU time (the same values: a select)."""
+    return composite.composite({"segm": segm, "occluder": occluder, "person_rgb": person_rgb,
+                                "background": background})["frames"]
+
+
 def network_inputs(frames: tf.Tensor, centre: tf.Tensor, size: tf.Tensor, points: tf.Tensor, visible: tf.Tensor,
                    occluded: tf.Tensor, pre: Preprocessing) -> tf.Tensor:
-    """`[T-1, S, S, C]` float32 network inputs of one clip, channel groups in the batch contract's order.
+    """`[T-1, S, S, W]` float32: what the pipeline sends for one clip, the contract's wire groups in order
+    (`pre.wire_names`, W = `pre.wire_channels`).
+
+    With flow in the pipeline (placement "pipeline", the default) these are the network inputs, channel groups in
+    the batch contract's order (rgb, flow, heatmaps, occlusion, those the contract uses). With flow in the model
+    (placement "model") the pair's two RGB crops (group "pairs", `preprocessing.PAIRS_GROUP`) replace the rgb and
+    flow groups; the model's first layer (`mhr_tf.model.flow_input`) makes the network inputs from them.
 
     frames [T, H, W, 3] uint8; boxes centre [T, 2], size [T]; points [T, 12, 2] heatmap keypoints (frame pixels) with
     visible [T, 12] bool; occluded [T] float32 (1 on totally occluded frames: every channel 0, indicator 1).
     """
     channels, s = pre.channels, pre.crop_size
-    if pre.flow.placement != "pipeline":
-        raise ContractError(f"flow placement {pre.flow.placement!r}: this pipeline computes flow itself")
-    parts = []
-    pairs = crops.paired_crops(frames, centre, size, s) if (channels.use_rgb or channels.use_flow) else None
-    if channels.use_rgb:
-        parts.append(pairs[:, 0] / 127.5 - 1.0)
-    if channels.use_flow:
-        parts.append(flow.flow_channels(flow.compute_flow(pairs, pre.flow), pre.flow.divisor))
+    occluded = tf.convert_to_tensor(occluded, tf.float32)
+    if pre.flow_in_model:
+        pixels, sent, flow3 = crops.paired_crops(frames, centre, size, s), 2, None
+    else:
+        pixels, sent, flow3 = None, 0, None
+        if channels.use_flow:
+            pixels = crops.paired_crops(frames, centre, size, s)
+            flow3 = flow.flow_channels(flow.compute_flow(pixels, pre.flow), pre.flow.divisor)
+        elif channels.use_rgb:
+            pixels = crops.current_crops(frames, centre, size, s)[:, None]  # [P, 1, S, S, 3]
+        sent = int(channels.use_rgb)
+    profiles = None
     if channels.use_keypoints:
         current, _ = crops.keypoints_in_pair_boxes(points, centre, size, s)
-        parts.append(keypoints.gaussian_heatmaps(current, visible[:-1], s, pre.sigma_px))
+        profiles = keypoints.gaussian_profiles(current, visible[:-1], s, pre.sigma_px)
+    inputs = write_inputs(pixels if sent else None, sent, flow3, profiles, occluded, s)
+    return tf.ensure_shape(inputs, [None, s, s, pre.wire_channels])
+
+
+@functools.partial(tf.function, jit_compile=True, autograph=False)
+def write_inputs(pixels, sent: int, flow3, profiles, occluded, crop_size: int):
+    """The groups of `network_inputs`, scaled, zeroed on totally occluded frames and interleaved along the channels:
+    `pixels [P, n, S, S, 3]` crops 0..255 whose first `sent` frames are sent (rgb: 1, pairs: 2), `flow3 [P, S, S, 3]`,
+    heatmap `profiles` (gx, gy), `occluded [T]` -> `[P, S, S, W]`, S = `crop_size`.
+
+    One XLA fusion writes every value once, channel-major then transposed: XLA's concatenate along the (minor) channel
+    axis costs ~4x as much, TF's broadcast multiplies and concat ~4.5x (the values agree to float rounding)."""
+    def channels_first(x):  # [P, S, S, c] -> [P, c, S, S]
+        return tf.transpose(x, [0, 3, 1, 2])
+
+    parts = []
+    if pixels is not None:
+        parts += [channels_first(pixels[:, k] / RGB_HALF_RANGE - 1.0) for k in range(sent)]
+    if flow3 is not None:
+        parts.append(channels_first(flow3))
+    if profiles is not None:
+        gx, gy = profiles  # [P, S, K]: heatmap k is gy[:, :, k] x gx[:, :, k]
+        parts.append(tf.transpose(gy, [0, 2, 1])[:, :, :, None] * tf.transpose(gx, [0, 2, 1])[:, :, None, :])
     shown = 1.0 - occluded[:-1, None, None, None]
-    indicator = tf.broadcast_to(occluded[:-1, None, None, None], [tf.shape(occluded)[0] - 1, s, s, 1])
-    inputs = tf.concat([p * shown for p in parts] + [indicator], axis=-1)
-    return tf.ensure_shape(inputs, [None, s, s, channels.count])
+    indicator = tf.broadcast_to(occluded[:-1, None, None, None], [tf.shape(occluded)[0] - 1, 1, crop_size, crop_size])
+    return tf.transpose(tf.concat([p * shown for p in parts] + [indicator], axis=1), [0, 2, 3, 1])
 
 
 def labels_of(ex: dict, pre: Preprocessing) -> dict:
@@ -194,7 +272,8 @@ def _account(ds: tf.data.Dataset, budget: BadSampleBudget) -> tf.data.Dataset:
 def make_dataset(source, pre: Preprocessing, batch_size: int, seed: int = 0, *, start_index: int = 0,
                  num_examples: int | None = None, num_shards: int = 1, shard_index: int = 0,
                  data_service: str | None = None, job_name: str = JOB_NAME, budget: BadSampleBudget | None = None,
-                 with_meta: bool = False, drop_remainder: bool = True) -> tf.data.Dataset:
+                 with_meta: bool = False, drop_remainder: bool = True,
+                 data_service_compression: str | None = "AUTO") -> tf.data.Dataset:
     """The training dataset of (features, labels) batches from `source` under the contract `pre`.
 
     FileSource: example i (from `start_index`, so a resumed run continues where it stopped; `num_examples=None`
@@ -205,6 +284,8 @@ def make_dataset(source, pre: Preprocessing, batch_size: int, seed: int = 0, *, 
     (`data_service="grpc://HOST:PORT"`, "parallel_epochs", job `job_name`) each worker draws a random stream key when
     it starts, so workers never produce the same examples. Not resumable at a data position.
     `with_meta` adds to the labels which clip, start, video and crop each example took.
+    `data_service_compression`: how the workers compress the batches they send ("AUTO": snappy, TF's default; None:
+    not at all, which saves the workers that CPU time where the network is not the limit).
     """
     budget = budget or BadSampleBudget()
     if source.num_frames != pre.num_frames:
@@ -246,7 +327,8 @@ def make_dataset(source, pre: Preprocessing, batch_size: int, seed: int = 0, *, 
     ds = ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
     if data_service is not None:
         ds = ds.apply(tf.data.experimental.service.distribute(processing_mode="parallel_epochs",
-                                                              service=data_service, job_name=job_name))
+                                                              service=data_service, job_name=job_name,
+                                                              compression=data_service_compression))
     return ds
 
 

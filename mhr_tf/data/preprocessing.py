@@ -3,6 +3,8 @@
 One frozen `Preprocessing` object holds them all (paper §3, App. A, App. B):
 
     channels        which input groups the network sees (Table 1)            Channels
+                    (the pipeline sends `wire_names`: the same, or with flow in the model the pair crops in place
+                    of rgb and flow, `PAIRS_GROUP`)
     num_frames      clip length T (§4: 31; Table 3: 8, 16, 31, 56)
     crop_size       S, the square crop in pixels (App. A: 224)
     box             where the person's box goes, from 2D keypoints            BoxRule
@@ -65,6 +67,13 @@ BOX_JOINTS = tuple(name for name in joint_sets.LSP_14 if name in joint_sets.COCO
 # The input channel groups of the batch contract, in their fixed order, with their widths: RGB; flow / 20 and its
 # magnitude (App. B); the 12 keypoint heatmaps (§3.2); the total-occlusion indicator (§3.1).
 CHANNEL_GROUPS = (("rgb", 3), ("flow", 3), ("heatmaps", len(joint_sets.HEATMAP_12)), ("occlusion", 1))
+# The RGB group: pixel / 127.5 - 1, in [-1, 1] (the pair crops of the "pairs" group below alike).
+RGB_HALF_RANGE = 127.5
+# With flow on the accelerator (`FlowSettings.placement` "model") the pipeline sends, in place of the flow group, the
+# pair's two RGB crops (frame t then frame t+1 in box t, each scaled like the RGB group: pixel / 127.5 - 1, and zeroed
+# on totally occluded frames like every group); the model's first layer turns them into the flow group. The RGB group
+# is not sent as well: it is the pair's first crop, which the layer hands on when the contract uses RGB.
+PAIRS_GROUP = ("pairs", 6)
 FLOW_BACKENDS = ("dis", "tvl1", "tf_tvl1")  # and "saved_model:<dir>"
 FLOW_PLACEMENTS = ("pipeline", "model")
 
@@ -133,8 +142,9 @@ class BoxRule:
 class FlowSettings:
     """Optical flow on the paired boxes (§3.2, App. B): `backend` "dis" | "tvl1" (OpenCV, a Python step), "tf_tvl1"
     (TensorFlow ops) or "saved_model:<dir>" (a converted FlowNet/RAFT); `placement` "pipeline" (computed in tf.data)
-    or "model" (a frozen first layer of the network, on the accelerator; TF backends only); `divisor`: App. B's /20;
-    `tvl1`: overrides of `mhr_tf.data.tf_flow.TVL1Params` fields for "tf_tvl1", as (name, value) pairs."""
+    or "model" (a frozen first layer of the network, on the accelerator, `mhr_tf.model.flow_input`; TF backends only:
+    the pipeline then sends the pair crops, `PAIRS_GROUP`); `divisor`: App. B's /20; `tvl1`: overrides of
+    `mhr_tf.data.tf_flow.TVL1Params` fields for "tf_tvl1", as (name, value) pairs."""
     backend: str = "dis"
     placement: str = "pipeline"
     divisor: float = FLOW_DIVISOR
@@ -183,6 +193,21 @@ class Augmentation:
                    total_occlusion_probability=0.0, leg_unhide_probability=0.0, flip_probability=0.0)
 
 
+def wire_groups(network_groups, flow_placement: str) -> tuple[str, ...]:
+    """The groups the pipeline sends (what a SavedModel's signature takes), in order, for a network that sees
+    `network_groups` (`Channels.names`) with flow computed in `flow_placement`: the network's own groups, except that
+    with flow in the model "pairs" replaces "rgb" and "flow" (see `PAIRS_GROUP`)."""
+    network_groups = tuple(network_groups)
+    if flow_placement != "model" or "flow" not in network_groups:
+        return network_groups
+    return (PAIRS_GROUP[0],) + tuple(name for name in network_groups if name not in ("rgb", "flow"))
+
+
+def group_width(name: str) -> int:
+    """Channels of one network or wire group."""
+    return dict(CHANNEL_GROUPS + (PAIRS_GROUP,))[name]
+
+
 def _default(factory):
     return dataclasses.field(default_factory=factory)
 
@@ -219,6 +244,21 @@ class Preprocessing:
         return self.heatmap_sigma * self.crop_size / HEATMAP_REFERENCE_CROP
 
     @property
+    def flow_in_model(self) -> bool:
+        """Whether the network computes its flow group itself, from the paired crops the pipeline sends."""
+        return self.channels.use_flow and self.flow.placement == "model"
+
+    @property
+    def wire_names(self) -> tuple[str, ...]:
+        """The groups the pipeline sends and a SavedModel takes (`wire_groups`); the network's are `channels.names`."""
+        return wire_groups(self.channels.names, self.flow.placement)
+
+    @property
+    def wire_channels(self) -> int:
+        """The width of what the pipeline sends and a SavedModel's signature takes; the trunk sees `channels.count`."""
+        return sum(group_width(name) for name in self.wire_names)
+
+    @property
     def max_total_occlusion(self) -> int:
         """App. A's runs are "up to 15 frames long" in 31-frame clips; shorter clips keep at least half in view."""
         return min(self.augmentation.max_total_occlusion_frames, self.num_frames // 2)
@@ -230,6 +270,7 @@ class Preprocessing:
         content["box"]["joints"] = list(self.box.joints)
         content["flow"]["tvl1"] = dict(self.flow.tvl1)
         content["channel_groups"] = list(self.channels.names)  # for readers: what `channels` means
+        content["wire_groups"] = list(self.wire_names)  # and what the pipeline sends (the SavedModel's input)
         return {"format": FORMAT, **content}
 
     @classmethod
@@ -275,7 +316,9 @@ class Preprocessing:
         """A markdown table of the contract, for summaries and reports."""
         a, f = self.augmentation, self.flow
         rows = [
-            ("channels", " + ".join(self.channels.names)), ("clip length T", self.num_frames),
+            ("channels", " + ".join(self.channels.names)
+             + (f" (the pipeline sends {' + '.join(self.wire_names)})" if self.flow_in_model else "")),
+            ("clip length T", self.num_frames),
             ("crop", f"{self.crop_size} px"),
             ("box", f"{len(self.box.joints)} joints ({', '.join(self.box.joints)}), diagonal = "
                     f"{self.box.person_px:g} px of 224"),

@@ -80,8 +80,10 @@ def make_example(pre: Preprocessing, surreal_root=None, background_root=None, in
     raw = source.raw(key)
     if int(raw["status"]) != sources.STATUS_OK:
         raise ValueError(f"example {index} (seed {seed}) could not be read: {source.bad_samples.report()}")
-    values = {k: v.numpy() if isinstance(v, tf.Tensor) else np.asarray(v)
-              for k, v in pipeline.process(raw, key, pre).items()}
+    from mhr_tf.model import flow_input
+    processed = pipeline.process(raw, key, pre)
+    processed["inputs"] = flow_input.network_inputs(processed["inputs"], pre)  # the network's channel groups
+    values = {k: v.numpy() if isinstance(v, tf.Tensor) else np.asarray(v) for k, v in processed.items()}
     status = int(values["status"])
     if status != sources.STATUS_OK:
         raise RejectedExampleError(f"example {index} (seed {seed}; clip {values['clip'].decode()} from frame "

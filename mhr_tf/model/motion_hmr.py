@@ -1,6 +1,7 @@
 """Motion HMR (paper §3.2, Fig. 3, App. B): trunk per paired box -> BiLSTM over pairs -> current and future heads.
 
-Inputs and outputs follow the batch contract: `{"inputs": [B, P, S, S, C]}` -> for head in ("current", "future"):
+Inputs and outputs follow the batch contract: `{"inputs": [B, P, S, S, C]}` (with flow in the model, the contract's
+wire `[B, P, S, S, W]`, and `flow_input.PairFlow` first) -> for head in ("current", "future"):
 f"{head}/pose" [B, P, 72], f"{head}/betas" [B, P, 10], f"{head}/camera" [B, P, 3], f"{head}/joints3d" [B, P, 14, 3]
 (LSP_14, metres, body frame: root joint at its rest position, no translation), f"{head}/smpl_joints3d"
 [B, P, 24, 3], f"{head}/keypoints2d" [B, P, 14, 2] (HMR's normalized crop coordinates), optionally f"{head}/vertices"
@@ -19,7 +20,8 @@ from keras import ops
 from mhr_tf import geometry
 from mhr_tf.body import joints as joint_sets
 from mhr_tf.body import smpl
-from mhr_tf.model import dann, regressor, temporal, trunk
+from mhr_tf.data.preprocessing import FlowSettings, group_width, wire_groups
+from mhr_tf.model import dann, flow_input, regressor, temporal, trunk
 
 HEADS = ("current", "future")
 # App. B: "we add another layer of 1024 units on top of this for each of the prediction heads".
@@ -88,8 +90,8 @@ def build_model(crop_size: int = FULL_CROP_SIZE, channels=DEFAULT_CHANNELS, arch
                 body_model_path: str | Path | None = None, gender: str = "neutral",
                 pretrained_weights: str | Path | None = None, dann_weight: float | None = None,
                 adversary_units: int = dann.ADVERSARY_UNITS, with_vertices: bool = False,
-                fused_batch_norm: bool = False) -> keras.Model:
-    """Motion HMR as a Keras functional model, `{"inputs": [B, P, S, S, C]}` -> the batch contract's outputs.
+                fused_batch_norm: bool = False, flow: FlowSettings | None = None) -> keras.Model:
+    """Motion HMR as a Keras functional model, `{"inputs": [B, P, S, S, W]}` -> the batch contract's outputs.
 
     `channels`: the input groups present, in `trunk.CHANNEL_GROUPS` order. `architecture`: a `trunk.ARCHITECTURES`
     key ("resnet50" for the paper, "resnet_tiny" for tests and the demo). `num_pairs`: P, or None for any clip length
@@ -98,10 +100,19 @@ def build_model(crop_size: int = FULL_CROP_SIZE, channels=DEFAULT_CHANNELS, arch
     scratch. `dann_weight`: with a value, a domain adversary behind gradient reversal of that weight (App. B) adds
     "domain/logits". `fused_batch_norm`: the trunk's BatchNormalization by TensorFlow's fused op (same weights and
     results; a full-size training step takes ~20-30% less CPU, `benchmarks/model.json`).
+    `flow`: the contract's flow settings; with placement "model" (and a flow group in `channels`) the inputs are the
+    contract's wire groups (`preprocessing.wire_groups`: the pair crops in place of rgb and flow, W channels) and a
+    frozen first layer computes the flow (`flow_input.PairFlow`); otherwise (None, or placement "pipeline") the inputs
+    are the network's channel groups, W = C.
     """
     pair_trunk = trunk.PairTrunk(crop_size, channels, architecture, fused_batch_norm, name="trunk")
-    inputs = keras.Input((num_pairs, crop_size, crop_size, pair_trunk.num_channels), name="inputs")
-    features = pair_trunk(inputs)  # [B, P, D]
+    wire = wire_groups(pair_trunk.channels, flow.placement if flow is not None else "pipeline")
+    inputs = keras.Input((num_pairs, crop_size, crop_size, sum(map(group_width, wire))), name="inputs")
+    network_inputs = inputs
+    if wire != pair_trunk.channels:
+        network_inputs = flow_input.PairFlow(pair_trunk.channels, flow.backend, flow.divisor, flow.tvl1,
+                                             name="flow")(inputs)  # [B, P, S, S, C]
+    features = pair_trunk(network_inputs)  # [B, P, D]
     if pretrained_weights is not False:  # False: a checkpoint's weights will replace them, nothing to load or say
         trunk.load_pretrained(pair_trunk, pretrained_weights)
     context = temporal.bidirectional_lstm(lstm_units)(features)  # [B, P, 2 * lstm_units]
@@ -140,14 +151,16 @@ class ModelConfig:
     fused_batch_norm: bool = False
 
     def build(self, crop_size: int, channels, num_pairs: int | None = None, with_vertices: bool = False,
-              dann_weight: float | None = None, pretrained: bool = True) -> keras.Model:
-        """`build_model` with these settings for inputs of `crop_size` and `channels`; `pretrained=False` skips the
-        ImageNet weights file (a checkpoint's weights replace them anyway)."""
+              dann_weight: float | None = None, pretrained: bool = True, flow: FlowSettings | None = None
+              ) -> keras.Model:
+        """`build_model` with these settings for inputs of `crop_size` and `channels`, with the contract's `flow`
+        settings (placement "model": the frozen flow layer first); `pretrained=False` skips the ImageNet weights
+        file (a checkpoint's weights replace them anyway)."""
         kwargs = dataclasses.asdict(self)
         if not pretrained:
             kwargs["pretrained_weights"] = False
         return build_model(crop_size=crop_size, channels=channels, num_pairs=num_pairs, with_vertices=with_vertices,
-                           dann_weight=dann_weight, **kwargs)
+                           dann_weight=dann_weight, flow=flow, **kwargs)
 
     def to_json(self) -> dict:
         return {"format": MODEL_CONFIG_FORMAT, **dataclasses.asdict(self)}

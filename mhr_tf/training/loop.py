@@ -40,7 +40,7 @@ from tensorflow.python.eager import cancellation
 from mhr_tf import metrics
 from mhr_tf.data import pipeline, sources
 from mhr_tf.data.preprocessing import Preprocessing
-from mhr_tf.model import motion_hmr, trunk
+from mhr_tf.model import flow_input, motion_hmr, trunk
 from mhr_tf.training import inputs, run_dir, step as train_step_lib
 
 log = logging.getLogger(__name__)
@@ -243,7 +243,7 @@ def _restore(strategy, model_dir: Path, pre: Preprocessing, model_config, dann_w
     """The model, optimizer and counters, restored from the newest checkpoint of `model_dir` when there is one."""
     with strategy.scope():
         model = model_config.build(pre.crop_size, pre.channels.names, num_pairs=pre.num_pairs,
-                                   dann_weight=dann_weight)
+                                   dann_weight=dann_weight, flow=pre.flow)
         if strategy.num_replicas_in_sync > 1:
             _synchronize_batch_norm(model)
         optimizer = keras.optimizers.Adam(learning_rate_schedule())
@@ -541,7 +541,7 @@ def _current_lr(optimizer) -> float:
 def skeleton_image(inputs, keypoints2d, pre: Preprocessing) -> np.ndarray:
     """A picture per example `[N, S, S, 3]` uint8: the input channels made visible (RGB, or flow, or the first
     channel), the keypoint heatmaps' sum in red, and the predicted joints (normalized crop coordinates) in green."""
-    x = np.asarray(inputs, np.float32)
+    x = np.asarray(flow_input.network_inputs(inputs, pre), np.float32)  # the wire -> the network's groups
     layout = trunk.channel_layout(pre.channels.names)
     first = layout.get("rgb", layout.get("flow"))
     base = np.clip(np.abs(x[..., first]), 0, 1) if first is not None else np.zeros(x.shape[:-1] + (3,), np.float32)

@@ -252,3 +252,13 @@ def test_crop_steps_in_dataset_map_keep_dtypes_shapes_and_values():
     np.testing.assert_allclose(graph_future, eager_future.numpy(), atol=1e-5)
     # The boxes around the keypoints: the points' own box puts the middle point at the crop centre.
     np.testing.assert_allclose(graph_current[:, 1], np.full((3, 2), 7.5), atol=1e-4)
+
+
+def test_current_crops_are_the_first_crops_of_the_pairs():
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (5, 40, 60, 3)).astype(np.uint8)
+    centre = (rng.normal(0, 8, (5, 2)) + [30, 20]).astype(np.float32)
+    size = rng.uniform(20, 70, 5).astype(np.float32)
+    current = crops.current_crops(images, centre, size, 16).numpy()
+    assert current.shape == (4, 16, 16, 3) and current.dtype == np.float32
+    np.testing.assert_array_equal(current, crops.paired_crops(images, centre, size, 16)[:, 0].numpy())

@@ -190,3 +190,18 @@ def test_heatmaps_in_dataset_map_keep_dtypes_shapes_and_values():
     assert ds.element_spec.shape.as_list() == [4, 64, 64, 12] and ds.element_spec.dtype == tf.float32
     np.testing.assert_array_equal(next(iter(ds)).numpy(), keypoints.gaussian_heatmaps(
         points, visible, 64, sigma).numpy())
+
+
+def test_heatmaps_are_the_outer_product_of_their_profiles():
+    points = np.random.default_rng(2).uniform(0, 32, (3, 12, 2)).astype(np.float32)
+    visible = np.random.default_rng(3).random((3, 12)) < 0.6
+    gx, gy = keypoints.gaussian_profiles(points, visible, 32, 3.0)
+    assert gx.shape == gy.shape == (3, 32, 12)
+    maps = keypoints.gaussian_heatmaps(points, visible, 32, 3.0).numpy()
+    np.testing.assert_array_equal(maps, np.einsum("nyk,nxk->nyxk", gy.numpy(), gx.numpy()))
+    # float64 reference: exp(-((x - px)^2 + (y - py)^2) / (2 sigma^2)) on visible keypoints, 0 on hidden ones
+    grid = np.arange(32, dtype=np.float64)
+    p = points.astype(np.float64)
+    reference = np.exp(-((grid[None, None, :, None] - p[:, None, None, :, 0]) ** 2
+                         + (grid[None, :, None, None] - p[:, None, None, :, 1]) ** 2) / 18.0) * visible[:, None, None]
+    np.testing.assert_allclose(maps, reference, atol=1e-6)

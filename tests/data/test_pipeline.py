@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from mhr_tf.body import joints as joint_sets
-from mhr_tf.data import pipeline, sources, threedpw
-from mhr_tf.data.preprocessing import Augmentation, Channels, Preprocessing
+from mhr_tf.data import camera_motion, composite, crops, flow, keypoints, pipeline, sources, threedpw
+from mhr_tf.data.preprocessing import Augmentation, Channels, FlowSettings, Preprocessing
 from tests.helpers import background_windows_for
 
 FRAMES, CROP = 6, 64
@@ -189,6 +189,39 @@ def test_window_starts_cover_every_frame():
         assert covered == set(range(n))
 
 
+def test_domain_windows_are_drawn_afresh_for_every_example(sim_data):
+    """DANN's target domain: every example is one (track, start) window of the target tracks (its inputs are
+    `test_inputs` of that window) chosen anew per example from the key, so some dozens of examples reach nearly every
+    window (windows drawn once at build time would repeat a few), the same seed gives the same sequence, and a
+    resumed stream continues it."""
+    tracks = threedpw.load_split(sim_data["threedpw"], "test")
+    pre = Preprocessing(num_frames=4, crop_size=32, channels=Channels(False, False, True))  # detections only
+    height, width = cv2.imread(str(tracks[0].image_paths[0])).shape[:2]
+    windows = {}
+    for k, track in enumerate(tracks):
+        lsp = pipeline.coco_to_lsp_keypoints(track.keypoints2d).astype(np.float32)
+        for start in range(len(track.image_paths) - pre.num_frames + 1):
+            windows[k, start] = pipeline.test_inputs(
+                tf.zeros([pre.num_frames, height, width, 3], tf.uint8), lsp[start:start + pre.num_frames],
+                tf.zeros([pre.num_frames], tf.bool), pre)["inputs"].numpy()
+    assert len(windows) >= 12
+
+    def drawn(seed, start_index=0, count=80):
+        out = []
+        for features in pipeline.make_domain_dataset(tracks, pre, 8, seed, start_index).take(count // 8):
+            for example in features["inputs"].numpy():
+                matches = [w for w, inputs in windows.items() if np.allclose(example, inputs, atol=1e-6)]
+                assert len(matches) == 1, matches
+                out.append(matches[0])
+        return out
+
+    first = drawn(seed=3)
+    assert len(set(first)) >= 0.8 * len(windows)
+    assert drawn(seed=3) == first
+    assert drawn(seed=3, start_index=40, count=40) == first[40:]
+    assert drawn(seed=4) != first
+
+
 def test_target_branch_occludes_frames_with_fewer_than_7_confident_keypoints(sim_data):
     tracks = threedpw.load_split(sim_data["threedpw"], "test")
     pre = dataclasses.replace(PRE, channels=Channels(False, False, True))
@@ -256,3 +289,101 @@ def test_training_and_test_branches_frame_draw_and_flow_the_same_frames_alike(si
     assert float(tf.reduce_max(tested["inputs"][..., 3:15])) > 0.9  # the heatmaps are there
     # The box joints are what both kinds of input have: LSP-14 without head top.
     assert pre.box.joints == tuple(n for n in joint_sets.LSP_14 if n != "head_top")
+
+
+# ---- the network inputs' one-pass writer, and the wire with flow in the model ---------------------------------------
+
+def _clip(t=5, seed=0):
+    """A random clip: frames [T, 48, 64, 3] uint8, boxes, keypoints, visibility and a total occlusion at frame 1."""
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (t, 48, 64, 3)).astype(np.uint8)
+    centre = (rng.normal(0, 4, (t, 2)) + [32, 24]).astype(np.float32)
+    size = rng.uniform(30, 60, t).astype(np.float32)
+    points = rng.uniform(0, 64, (t, 12, 2)).astype(np.float32)
+    visible = rng.random((t, 12)) < 0.7
+    occluded = np.zeros(t, np.float32)
+    occluded[1] = 1.0
+    return frames, centre, size, points, visible, occluded
+
+
+def _separate_ops(frames, centre, size, points, visible, occluded, pre):
+    """The network inputs as the pipeline computed them before the one-pass writer: each group, zeroed, then concat."""
+    s, channels = pre.crop_size, pre.channels
+    pairs = crops.paired_crops(frames, centre, size, s)
+    parts = []
+    if channels.use_rgb:
+        parts.append(pairs[:, 0] / 127.5 - 1.0)
+    if channels.use_flow:
+        parts.append(flow.flow_channels(flow.compute_flow(pairs, pre.flow), pre.flow.divisor))
+    if channels.use_keypoints:
+        current, _ = crops.keypoints_in_pair_boxes(points, centre, size, s)
+        parts.append(keypoints.gaussian_heatmaps(current, visible[:-1], s, pre.sigma_px))
+    shown = 1.0 - occluded[:-1, None, None, None]
+    indicator = tf.broadcast_to(occluded[:-1, None, None, None], [len(occluded) - 1, s, s, 1])
+    return tf.concat([p * shown for p in parts] + [indicator], axis=-1).numpy()
+
+
+@pytest.mark.parametrize("channels", [Channels(True, True, True), Channels(False, True, True), Channels(True, False, True),
+                                      Channels(True, False, False), Channels(False, False, True),
+                                      Channels(False, False, False)])
+def test_one_pass_writer_gives_the_separate_ops_values(channels):
+    pre = Preprocessing(num_frames=5, crop_size=24, channels=channels, flow=FlowSettings(backend="dis"))
+    clip = _clip()
+    written = pipeline.network_inputs(*clip, pre).numpy()
+    expected = _separate_ops(*clip, pre)
+    assert written.shape == expected.shape == (4, 24, 24, channels.count)
+    # XLA may fuse a multiply and an add (one rounding instead of two): float32 rounding of values in [-1, 1]
+    np.testing.assert_allclose(written, expected, rtol=0, atol=3e-7)
+    assert not written[1, ..., :-1].any() and (written[1, ..., -1] == 1).all()  # frame 1: totally occluded
+
+
+def test_flow_in_the_model_sends_the_pair_crops_scaled_like_rgb_and_the_same_other_groups():
+    clip = _clip(seed=1)
+    base = Preprocessing(num_frames=5, crop_size=24, channels=Channels(False, True, True))
+    sent = pipeline.network_inputs(*clip, dataclasses.replace(
+        base, flow=FlowSettings(backend="tf_tvl1", placement="model"))).numpy()
+    assert sent.shape == (4, 24, 24, 19)
+    pairs = crops.paired_crops(*clip[:3], 24).numpy()  # [P, 2, S, S, 3] 0..255
+    shown = 1.0 - clip[5][:-1, None, None, None]
+    np.testing.assert_allclose(sent[..., 0:3], (pairs[:, 0] / 127.5 - 1.0) * shown, atol=3e-7)  # frame t in box t
+    np.testing.assert_allclose(sent[..., 3:6], (pairs[:, 1] / 127.5 - 1.0) * shown, atol=3e-7)  # frame t+1 in box t
+    assert not sent[1, ..., :-1].any() and (sent[1, ..., -1] == 1).all()  # frame 1: totally occluded
+    # heatmaps and the indicator as with flow in the pipeline (whatever the flow backend there)
+    in_pipeline = pipeline.network_inputs(*clip, dataclasses.replace(base, flow=FlowSettings(backend="dis"))).numpy()
+    np.testing.assert_array_equal(sent[..., 6:], in_pipeline[..., 3:])
+
+
+def test_wire_with_flow_in_the_model_keeps_shapes_inside_dataset_map(source):
+    pre = dataclasses.replace(PRE, flow=FlowSettings(backend="tf_tvl1", placement="model"))
+    [(features, _)], ds = _batches(source, pre=pre)
+    assert ds.element_spec[0]["inputs"].shape.as_list() == [2, FRAMES - 1, CROP, CROP, 19]
+    pairs = features["inputs"].numpy()[..., :6]
+    assert pairs.min() >= -1.0 and pairs.max() <= 1.0 and pairs.std() > 0.05
+
+
+def test_follow_camera_moves_everything_as_camera_motion_does_in_one_gather():
+    rng = np.random.default_rng(4)
+    t, h, w = 5, 24, 32
+    example = {"person_rgb": rng.integers(0, 256, (t, h, w, 3)).astype(np.uint8),
+               "segm": rng.integers(0, 25, (t, h, w)).astype(np.uint8),
+               "depth": rng.uniform(1, 9, (t, h, w)).astype(np.float32),
+               "joints2d": rng.uniform(0, 32, (t, 24, 2)).astype(np.float32),
+               "joints14_2d": rng.uniform(0, 32, (t, 14, 2)).astype(np.float32),
+               # whole and fractional shifts both ways, one beyond the frame, one a rounding tie
+               "camera_shift": np.array([[0, 0], [3.4, -2.6], [-7, 5], [40, -1], [0.5, 1.5]], np.float32)}
+    expected = camera_motion.follow_camera(example)
+    moved = pipeline.follow_camera(example)
+    for key in ("person_rgb", "segm", "depth", "joints2d", "joints14_2d"):
+        assert moved[key].dtype == expected[key].dtype, key
+        np.testing.assert_array_equal(moved[key], expected[key], err_msg=key)
+    assert (np.asarray(moved["depth"])[3] == camera_motion.DEPTH_BACKGROUND).all()  # moved out of the frame
+
+
+def test_composite_in_one_xla_pass_is_composite_composite():
+    rng = np.random.default_rng(5)
+    example = {"segm": rng.integers(0, 3, (4, 12, 16)).astype(np.uint8), "occluder": rng.random((4, 12, 16)) < 0.2,
+               "person_rgb": rng.integers(0, 256, (4, 12, 16, 3)).astype(np.uint8),
+               "background": rng.integers(0, 256, (4, 12, 16, 3)).astype(np.uint8)}
+    fused = pipeline.composite_frames(example["segm"], example["occluder"], example["person_rgb"],
+                                      example["background"])
+    np.testing.assert_array_equal(fused, composite.composite(example)["frames"])

@@ -112,3 +112,42 @@ def test_service_refuses_a_graph_with_python_steps_naming_them(both):
                               data_service="grpc://127.0.0.1:1")
     with pytest.raises(ValueError, match="flow backend 'dis'"):
         pipeline.make_dataset(records, PRE, 1, data_service="grpc://127.0.0.1:1")
+
+
+def test_depth_in_one_xla_pass_is_the_graphs_depth():
+    depth_mm = np.random.default_rng(0).integers(0, 65536, (3, 8, 10)).astype(np.uint16)
+    depth_mm[0, 0, :4] = sources.DEPTH_MM_BACKGROUND
+    fused = sources._depth_metres_xla(depth_mm).numpy()
+    np.testing.assert_array_equal(fused, tf.function(sources.depth_metres)(depth_mm).numpy())
+    reference = np.where(depth_mm == 65535, 1e10, depth_mm.astype(np.float64) / 1000.0)  # float64
+    np.testing.assert_allclose(fused, reference, rtol=3e-7)  # float32: two roundings (1/1000, the product)
+
+
+@pytest.mark.slow
+def test_service_worker_with_tf_tvl1_sends_the_examples_the_local_graph_makes(both):
+    """A dispatcher and a worker on 127.0.0.1 run the TFDS graph with TF TV-L1 flow (the service's path); each example
+    they send is the one `pipeline.process` makes locally from the same stream and index, flow included."""
+    _, records = both
+    pre = dataclasses.replace(PRE, channels=Channels(False, True, True), flow=dataclasses.replace(
+        PRE.flow, backend="tf_tvl1", tvl1=(("warps", 2), ("inner_iterations", 5))))
+    service = tf.data.experimental.service
+    dispatcher = service.DispatchServer(service.DispatcherConfig(port=0))
+    port = dispatcher.target.rsplit(":", 1)[1]
+    worker = service.WorkerServer(service.WorkerConfig(dispatcher_address=f"127.0.0.1:{port}",
+                                                       worker_address="127.0.0.1:%port%"))
+    try:
+        ds = pipeline.make_dataset(records, pre, 2, seed=3, data_service=f"grpc://127.0.0.1:{port}",
+                                   job_name="test_tf_tvl1")
+        features, labels = next(iter(ds))
+    finally:
+        worker.stop()
+        dispatcher.stop()
+    streams, indices = labels["stream"].numpy(), labels["index"].numpy()
+    assert len(set(streams)) == 1 and streams[0] > 0  # the worker's own random stream, not a local shard's
+    local = {int(i): raw for _, i, raw in pipeline._tfds_stream(records, 3, tf.constant(streams[0])).take(
+        int(indices.max()) + 1)}
+    for row, index in enumerate(indices):
+        key = sources.example_key(3, int(index) + int(streams[0]) * pipeline.STREAM_STRIDE)
+        expected = pipeline.process(local[int(index)], key, pre)["inputs"].numpy()
+        np.testing.assert_allclose(features["inputs"][row], expected, rtol=0, atol=1e-5)
+        assert np.abs(expected[..., :2]).max() > 0.01  # the flow is not trivially 0

@@ -8,7 +8,7 @@ import gin
 import numpy as np
 import pytest
 
-from mhr_tf.data.preprocessing import Augmentation, Channels, Preprocessing
+from mhr_tf.data.preprocessing import Augmentation, Channels, FlowSettings, Preprocessing
 from mhr_tf.experiments import show_example
 from tests.helpers import background_windows_for
 
@@ -36,10 +36,16 @@ def _crop_pixels(points, centre, size):
 
 # Heatmaps after RGB (channels 3:15) and after flow (channels 3:15 too, but flow is not RGB): the picture must read
 # them where each contract puts them, and the crop from the RGB channels or the frames accordingly.
-@pytest.mark.parametrize("channels", [Channels(False, True, True), Channels(True, False, True)],
-                         ids=["flow_heatmaps", "rgb_heatmaps"])
-def test_drawn_heatmap_peaks_sit_on_the_visible_keypoints(sim_data, windows, channels):
-    pre = Preprocessing(num_frames=FRAMES, crop_size=CROP, channels=channels, augmentation=Augmentation.none())
+# With the flow computed in the model the pipeline sends the pair crops in its place; the picture shows the network's
+# groups all the same.
+@pytest.mark.parametrize("channels, placement", [(Channels(False, True, True), "pipeline"),
+                                                 (Channels(True, False, True), "pipeline"),
+                                                 (Channels(False, True, True), "model")],
+                         ids=["flow_heatmaps", "rgb_heatmaps", "flow_in_model_heatmaps"])
+def test_drawn_heatmap_peaks_sit_on_the_visible_keypoints(sim_data, windows, channels, placement):
+    flow = FlowSettings(backend="tf_tvl1", placement=placement) if placement == "model" else FlowSettings()
+    pre = Preprocessing(num_frames=FRAMES, crop_size=CROP, channels=channels, augmentation=Augmentation.none(),
+                        flow=flow)
     example = show_example.make_example(pre, sim_data["surreal"], windows, index=0)
     columns = show_example.panels(example)
     drawn = columns[show_example.heatmap_key(columns)].astype(np.int32)  # [P, S, S, 3]
