@@ -36,7 +36,7 @@ import pytest
 import scipy.io
 import tensorflow as tf
 
-from mhr_tf.data import sources, surreal
+from mhr_tf.data import sources, surreal_manifest
 from mhr_tf.data.preprocessing import Preprocessing
 from mhr_tf.training import inputs, loop
 from tests.helpers import background_windows_for
@@ -305,7 +305,7 @@ def _rot_joints3d_after_the_scan(root: Path, infos: list[Path]) -> None:
     for info in root.glob("train/run*/*/*_info.mat"):  # uncompressed, so that a value can be overwritten in place
         fields = {k: v for k, v in scipy.io.loadmat(info).items() if not k.startswith("__")}
         scipy.io.savemat(info, fields, do_compression=False)
-    assert len(surreal.load_manifest(root, "train", rebuild=True).clips) == 4
+    assert len(surreal_manifest.load_manifest(root, "train", rebuild=True).clips) == 4
     for info in infos:
         stat, data = info.stat(), info.read_bytes()
         joints = scipy.io.loadmat(info)["joints3D"]

@@ -20,7 +20,6 @@ Differences by design: TFDS records hold depth quantized to 1 mm, and background
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from pathlib import Path
@@ -30,7 +29,7 @@ import tensorflow as tf
 
 from mhr_tf import geometry
 from mhr_tf.body import smpl
-from mhr_tf.data import background_windows, surreal, videos
+from mhr_tf.data import background_windows, surreal, surreal_manifest, videos
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +147,7 @@ class FileSource:
         self.num_frames = num_frames
         self.bad_samples = bad_samples or BadSamples()
         self.surreal_root = Path(surreal_root).resolve()
-        self.clips = [e for e in surreal.build_manifest(surreal_root, split) if e.frames >= num_frames]
+        self.clips = [e for e in surreal_manifest.build_manifest(surreal_root, split) if e.frames >= num_frames]
         if not self.clips:
             raise ValueError(f"{surreal_root}: no SURREAL clip of the '{split}' split has {num_frames} frames or more")
         self.windows = self._windows(background_root, num_frames)

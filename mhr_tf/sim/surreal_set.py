@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mhr_tf.data import provenance, surreal
+from mhr_tf.data import provenance, surreal, surreal_manifest
 from mhr_tf.sim import appearance, backgrounds, motion, sets, writers
 from mhr_tf.sim.cameras import SURREAL_FRAMING, fixed_camera
 from mhr_tf.sim.scene import (PELVIS, body_model, forward_body, preload_bodies, random_betas, render_clip,
@@ -124,7 +124,7 @@ def write_surreal_sequence(root, seed: int, index: int, num_frames: int, split: 
 def _forget_manifests(root: Path, splits) -> None:
     """Drop the decoder's cached manifests of `root`: they would list the clips of an earlier run."""
     for split in splits:
-        for cache in surreal.manifest_cache_paths(root, split):
+        for cache in surreal_manifest.manifest_cache_paths(root, split):
             cache.unlink(missing_ok=True)
 
 

@@ -15,7 +15,7 @@ import pytest
 import scipy.io
 from scipy.spatial.transform import Rotation
 
-from mhr_tf.data import surreal
+from mhr_tf.data import surreal, surreal_manifest
 
 T = 3
 H, W = 240, 320
@@ -352,28 +352,28 @@ def test_manifest_is_scanned_once_and_cached(tmp_path, monkeypatch):
     loads = []
     real_loadmat = scipy.io.loadmat
     monkeypatch.setattr(scipy.io, "loadmat", lambda *a, **k: loads.append(a[0]) or real_loadmat(*a, **k))
-    first = surreal.build_manifest(tmp_path, "train")
+    first = surreal_manifest.build_manifest(tmp_path, "train")
     assert first == [(mp4, T, "male"), (other, T, "female")]
     assert len(loads) == 2 and (tmp_path / "mhr_tf_manifest_train.json").is_file()
-    assert surreal.build_manifest(tmp_path, "train") == first
+    assert surreal_manifest.build_manifest(tmp_path, "train") == first
     assert len(loads) == 2  # read from the cache
-    surreal.build_manifest(tmp_path, "train", rebuild=True)
+    surreal_manifest.build_manifest(tmp_path, "train", rebuild=True)
     assert len(loads) == 4
 
 
 def test_manifest_cache_falls_back_to_mhr_tf_home_when_root_unwritable(tmp_path, monkeypatch):
     _write_hand_built_clip(tmp_path, _random_truth(np.random.default_rng(7)))
     (tmp_path / "mhr_tf_manifest_train.json").mkdir()  # unwritable as a file, whatever the user's permissions
-    first = surreal.build_manifest(tmp_path, "train")
-    home_cache = surreal.manifest_cache_paths(tmp_path, "train")[1]
+    first = surreal_manifest.build_manifest(tmp_path, "train")
+    home_cache = surreal_manifest.manifest_cache_paths(tmp_path, "train")[1]
     assert home_cache.is_file()
-    monkeypatch.setattr(surreal, "_scan", lambda *a: pytest.fail("rescanned despite the cache"))
-    assert surreal.build_manifest(tmp_path, "train") == first
+    monkeypatch.setattr(surreal_manifest, "_scan", lambda *a: pytest.fail("rescanned despite the cache"))
+    assert surreal_manifest.build_manifest(tmp_path, "train") == first
 
 
 def test_manifest_names_missing_split_folder(tmp_path):
     with pytest.raises(surreal.SurrealFormatError, match=r"no 'val' folder"):
-        surreal.build_manifest(tmp_path, "val")
+        surreal_manifest.build_manifest(tmp_path, "val")
 
 
 def _info_only_clip(root, seq, truth, info=None, gender_code=1):
@@ -403,7 +403,7 @@ def _broken_info_set(root):
 def test_manifest_skips_and_counts_unreadable_info_files(tmp_path, caplog):
     (good_male, good_female), text, cut = _broken_info_set(tmp_path)
     with caplog.at_level("INFO", logger="mhr_tf.data.surreal"):
-        manifest = surreal.load_manifest(tmp_path, "train")
+        manifest = surreal_manifest.load_manifest(tmp_path, "train")
     assert manifest.clips == [(good_male, T, "male"), (good_female, T, "female")]
     assert [(s.path, s.reason) for s in manifest.skipped] == [(text, "not a readable MATLAB v5 file"),
                                                               (cut, "not a readable MATLAB v5 file")]
@@ -421,7 +421,7 @@ def test_manifest_skips_a_clip_with_a_non_finite_label_and_names_it(tmp_path, ca
     info = _info_dict(truth)
     info["joints3D"][1, 5, 2] = np.nan  # y of joint 5 in frame 2
     bad = _info_only_clip(tmp_path, "01_02", truth, info=info)
-    manifest = surreal.load_manifest(tmp_path, "train")
+    manifest = surreal_manifest.load_manifest(tmp_path, "train")
     assert manifest.clips == [(good, T, "male")]
     assert [(s.path, s.reason) for s in manifest.skipped] == [(bad, "non-finite joints3D")]
     assert "1 of 2 clips skipped: non-finite joints3D (1); e.g. " in caplog.text
@@ -430,10 +430,10 @@ def test_manifest_skips_a_clip_with_a_non_finite_label_and_names_it(tmp_path, ca
 
 def test_skipped_clips_are_kept_in_the_cached_manifest(tmp_path, monkeypatch, caplog):
     _broken_info_set(tmp_path)
-    first = surreal.load_manifest(tmp_path, "train")
-    monkeypatch.setattr(surreal, "_scan", lambda *a: pytest.fail("rescanned an unchanged folder"))
+    first = surreal_manifest.load_manifest(tmp_path, "train")
+    monkeypatch.setattr(surreal_manifest, "_scan", lambda *a: pytest.fail("rescanned an unchanged folder"))
     with caplog.at_level("INFO", logger="mhr_tf.data.surreal"):
-        assert surreal.load_manifest(tmp_path, "train") == first
+        assert surreal_manifest.load_manifest(tmp_path, "train") == first
     assert "2 of 4 clips skipped" in caplog.text  # still said, as information, when read from the cache
 
 
@@ -444,7 +444,7 @@ def test_manifest_without_a_readable_clip_raises_one_error_naming_the_root(tmp_p
             surreal.companion_path(mp4, "info").write_bytes(b"")
     with pytest.raises(surreal.SurrealFormatError, match=rf"^{re.escape(str(tmp_path.resolve()))}: no readable "
                        r"SURREAL clip in 'train' .*4 of 4 clips skipped: not a readable MATLAB v5 file \(4\)"):
-        surreal.build_manifest(tmp_path, "train")
+        surreal_manifest.build_manifest(tmp_path, "train")
     assert not (tmp_path / "mhr_tf_manifest_train.json").exists()
 
 
@@ -457,7 +457,7 @@ def _bump_mtime(path):
 @pytest.mark.parametrize("change", ["clip_added", "clip_removed", "bad_info_fixed", "info_rewritten"])
 def test_manifest_is_rescanned_when_the_folder_changed(tmp_path, change):
     (male, female), text, _ = _broken_info_set(tmp_path)
-    first = surreal.load_manifest(tmp_path, "train")
+    first = surreal_manifest.load_manifest(tmp_path, "train")
     truth = _random_truth(np.random.default_rng(12))
     if change == "clip_added":
         added = _info_only_clip(tmp_path, "01_00", truth)
@@ -479,7 +479,7 @@ def test_manifest_is_rescanned_when_the_folder_changed(tmp_path, change):
         assert info_path.stat().st_size == size
         _bump_mtime(info_path)
         expected_clips, expected_skipped = [male, female], 2
-    again = surreal.load_manifest(tmp_path, "train")
+    again = surreal_manifest.load_manifest(tmp_path, "train")
     assert again.signature != first.signature
     assert [e.path for e in again.clips] == expected_clips
     assert len(again.skipped) == expected_skipped

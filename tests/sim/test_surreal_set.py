@@ -7,7 +7,7 @@ import pytest
 import scipy.io
 
 from mhr_tf.body import joints as joint_sets
-from mhr_tf.data import provenance, surreal
+from mhr_tf.data import provenance, surreal, surreal_manifest
 from mhr_tf.geometry import SURREAL_IMAGE_HW
 from mhr_tf.sim import cameras, preview, scene, sets, surreal_set, threedpw_set
 from tests.sim import references
@@ -38,7 +38,7 @@ def test_surreal_set_is_in_surreal_layout_and_says_it_is_simulated(surreal_clips
         assert str(info["source"][0]) == provenance.SURREAL_SIMULATED_SOURCE
         assert str(info["sequence"][0]) == mp4.stem
         assert str(info["bg"][0, 0][0]).startswith("simulated:")
-    assert [e.path.resolve() for e in surreal.build_manifest(root, "train", rebuild=True)] == [
+    assert [e.path.resolve() for e in surreal_manifest.build_manifest(root, "train", rebuild=True)] == [
         p.resolve() for p in paths]
     assert sets.read_set_record(root)["kind"] == "surreal"
 
