@@ -276,15 +276,18 @@ def prediction_stage(stages: Stages, out: Path, saved_model: Path, threedpw_root
     sequence = sorted((threedpw_root / threedpw.SEQUENCE_DIR / evaluate.SPLIT).glob("*.pkl"))[0]
     key = {**saved_model_key(saved_model), "sequence": str(sequence), "person": 0,
            "data": make.read_set_record(threedpw_root)}
-    written = {"npz": out / "person_0" / "predictions.npz", "json": out / "people.json", "overlay": out / "overlay.mp4"}
-    if _finished(out, key) and all(p.exists() for p in written.values()):
+    files = {"npz": out / "person_0" / "predictions.npz", "json": out / "people.json", "overlay": out / "overlay.mp4"}
+    if _finished(out, key) and all(p.exists() for p in files.values()):
         stages.note("prediction", f"reused {out}")
-        return written
+        return files
     predictor = evaluate.load_predictor(saved_model=saved_model)
     written = predict.predict_video(predictor, out, threedpw_sequence=sequence, person=0, progress=True)
+    missing = [str(p) for p in files.values() if not p.exists()]
+    if missing:
+        raise RuntimeError(f"predict wrote {sorted(written)} but not {missing}")
     _stamp(out, key)
-    stages.note("prediction", f"{sequence.stem}, person 0 -> {written['overlay']}")
-    return written
+    stages.note("prediction", f"{sequence.stem}, person 0 -> {files['overlay']}")
+    return files
 
 
 def overlay_still(mp4: Path, png: Path) -> Path:

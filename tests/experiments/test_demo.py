@@ -1,5 +1,6 @@
 """mhr_tf.experiments.demo: what a rerun reuses (the make demo run itself is the end-to-end test)."""
 import numpy as np
+import pytest
 
 from mhr_tf import evaluate
 from mhr_tf.experiments import demo
@@ -34,3 +35,23 @@ def test_a_reused_evaluation_reads_back_the_numbers_it_wrote(tmp_path):
     assert (back.name, back.meta, back.tracks, plots) == (result.name, result.meta, result.tracks, [])
     assert back.summary["paper"]["pa_mpjpe_mm"] == 81.5 and np.isnan(back.summary["official"]["pve_mm"])
     assert demo._reused_report(demo.Stages(), "evaluation", tmp_path, {**key, "written_ns": 2}) is None
+
+
+def test_prediction_stage_names_the_files_predict_wrote_then_reuses_them(tmp_path, monkeypatch):
+    """The demo's prediction stage runs the real `predict_video` (person 0 of the first sequence) and returns the
+    three files its summary links, each existing; a rerun with the same model and data reuses them."""
+    from mhr_tf import predict
+    from tests.test_export import PRE, TINY, perturb
+    root = tmp_path / "threedpw"
+    make.write_set("threedpw", root, 1, 8, seed=0, split=evaluate.SPLIT, progress=False)
+    model = TINY.build(PRE.crop_size, PRE.channels.names, with_vertices=True)
+    perturb(model, seed=1)
+    saved_model = tmp_path / "saved_model"
+    monkeypatch.setattr(demo, "saved_model_key", lambda path: {"saved_model": str(path), "written_ns": 1})
+    monkeypatch.setattr(evaluate, "load_predictor", lambda saved_model: evaluate.keras_predictor(model, PRE, source="test"))
+    files = demo.prediction_stage(demo.Stages(), tmp_path / "predict", saved_model, root)
+    assert set(files) == {"npz", "json", "overlay"} and all(path.is_file() for path in files.values())
+    assert files["npz"].parent.name == "person_0"
+    assert np.load(files["npz"])["pose"].shape[0] == 8
+    monkeypatch.setattr(predict, "predict_video", lambda *a, **k: pytest.fail("predicted again"))
+    assert demo.prediction_stage(demo.Stages(), tmp_path / "predict", saved_model, root) == files
