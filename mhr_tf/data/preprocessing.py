@@ -208,6 +208,15 @@ def group_width(name: str) -> int:
     return dict(CHANNEL_GROUPS + (PAIRS_GROUP,))[name]
 
 
+def group_slices(groups) -> dict[str, slice]:
+    """Where each network or wire group sits along the channel axis, in the given order."""
+    out, start = {}, 0
+    for name in groups:
+        out[name] = slice(start, start + group_width(name))
+        start += group_width(name)
+    return out
+
+
 def _default(factory):
     return dataclasses.field(default_factory=factory)
 

@@ -18,16 +18,8 @@ import keras
 import tensorflow as tf
 
 from mhr_tf.data import flow as flow_backends
-from mhr_tf.data.preprocessing import FLOW_DIVISOR, RGB_HALF_RANGE, FlowSettings, group_width, wire_groups
-
-
-def group_slices(groups) -> dict[str, slice]:
-    """Where each group sits along the channel axis, in the given order."""
-    out, start = {}, 0
-    for name in groups:
-        out[name] = slice(start, start + group_width(name))
-        start += group_width(name)
-    return out
+from mhr_tf.data.preprocessing import (FLOW_DIVISOR, RGB_HALF_RANGE, FlowSettings, group_slices, group_width,
+                                         wire_groups)
 
 
 @keras.saving.register_keras_serializable(package="mhr_tf")

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from mhr_tf.data.preprocessing import CHANNEL_GROUPS
+from mhr_tf.data.preprocessing import CHANNEL_GROUPS, RGB_HALF_RANGE, group_slices
 from mhr_tf.model import batch_norm
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,6 @@ CONV1_NAME = "conv1_conv"
 # conv1 expects BGR pixels in [0, 255] minus these per-channel means (keras.applications.resnet50.preprocess_input,
 # mode "caffe"). Our RGB is in [-1, 1] (batch contract), so `load_pretrained` folds the conversion into conv1.
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-_RGB_HALF_RANGE = 127.5  # pixel = 127.5 * (rgb + 1)
 
 
 def channel_layout(channels) -> dict[str, slice]:
@@ -54,11 +53,7 @@ def channel_layout(channels) -> dict[str, slice]:
         raise ValueError(f"channels {channels}: expected a non-empty subset of {tuple(order)}")
     if list(channels) != [name for name in order if name in channels]:
         raise ValueError(f"channels {channels}: groups must be unique and in the batch contract's order {tuple(order)}")
-    layout, start = {}, 0
-    for name in channels:
-        layout[name] = slice(start, start + _GROUP_WIDTH[name])
-        start += _GROUP_WIDTH[name]
-    return layout
+    return group_slices(channels)
 
 
 def num_channels(channels) -> int:
@@ -200,8 +195,8 @@ def _widened_conv1(pretrained, initial, layout: dict[str, slice], caffe_input: b
         kernel_rgb = kernel_rgb[:, :, ::-1, :]  # the file's BGR input order -> our RGB
         # W . (127.5 (rgb + 1) - mean) = (127.5 W) . rgb + W . (127.5 - mean)
         if "rgb" in layout:
-            bias = bias + np.einsum("hwcf,c->f", kernel_rgb, _RGB_HALF_RANGE - mean_rgb)
-        kernel_rgb = _RGB_HALF_RANGE * kernel_rgb
+            bias = bias + np.einsum("hwcf,c->f", kernel_rgb, RGB_HALF_RANGE - mean_rgb)
+        kernel_rgb = RGB_HALF_RANGE * kernel_rgb
     for group in PRETRAINED_GROUPS:
         if group in layout:
             kernel[:, :, layout[group], :] = kernel_rgb
